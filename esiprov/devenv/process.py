@@ -1,0 +1,114 @@
+"""Child processes for local services: free loopback ports, readiness waits, sure teardown.
+
+Every launcher in devenv (etcd, Redis, Heat, switches, workers) is a Service:
+started on ports it picked itself, logged to a file, waited for until it
+answers, and stopped (TERM, then KILL) when the ``with`` block ends.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+class ServiceError(RuntimeError):
+    """A local service did not start; the message carries the tail of its log."""
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
+    """A port the OS considers free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Call ``check`` until it is true; raise TimeoutError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - a service that is still starting may refuse anything
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {timeout:.0f} s")
+        time.sleep(interval)
+
+
+def tcp_open(host: str, port: int) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+class Service:
+    """One child process with a log file; a context manager that always stops it."""
+
+    def __init__(self, name: str, argv: Sequence[str], log_dir: Path,
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = Path(log_dir) / f"{name}.log"
+        self.env = {**os.environ, **(env or {})}
+        self.cwd = cwd
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, ready: Callable[[], bool], timeout: float = 30.0) -> "Service":
+        """Start the process and wait until ``ready()``; on failure stop it and raise ServiceError."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.env, cwd=self.cwd, start_new_session=True)
+        try:
+            wait_until(lambda: self._alive() and ready(), timeout, self.name)
+        except TimeoutError as exc:
+            self.stop()
+            raise ServiceError(f"{exc}; last log lines:\n{self.log_tail()}") from None
+        return self
+
+    def _alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ServiceError(f"{self.name} exited with {self.proc.returncode}; "
+                               f"last log lines:\n{self.log_tail()}")
+        return True
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, grace: float = 10.0) -> None:
+        """TERM the process group, KILL it after ``grace`` seconds."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        """Stop at once, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self._signal(signal.SIGKILL)
+            self.proc.wait(5)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> "Service":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
