@@ -56,8 +56,8 @@ class Settings:
     monitor_interval: float = 60.0
     #: seconds between two checks of a stack that is still building
     heat_poll_interval: float = 1.0
-    #: seconds a job waits for a referenced resource's stack before failing
-    dependency_timeout: float = 600.0
+    #: seconds a job may wait (for its stack, or a referenced resource's) before it fails
+    wait_timeout: float = 900.0
 
     def community(self, token: str) -> str:
         """The real community for a template token; an unmapped token is the community itself."""
@@ -132,7 +132,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         snmp_timeout=_number(env, "ESIPROV_SNMP_TIMEOUT", 2.0),
         monitor_interval=_number(env, "ESIPROV_MONITOR_INTERVAL", 60.0),
         heat_poll_interval=_number(env, "ESIPROV_HEAT_POLL_INTERVAL", 1.0),
-        dependency_timeout=_number(env, "ESIPROV_DEPENDENCY_TIMEOUT", 600.0),
+        wait_timeout=_number(env, "ESIPROV_WAIT_TIMEOUT", 900.0),
     )
 
 

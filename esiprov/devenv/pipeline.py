@@ -1,0 +1,39 @@
+"""esiprov's own processes for local runs: a Celery worker and the watcher, as Services.
+
+Both are real subprocesses started the way an operator starts them
+(``celery -A tasks worker``, ``esiprov watch``), configured only through the
+ESIPROV_* environment, so tests and the demo exercise the operator interface.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Mapping
+
+from esiprov.devenv.process import Service
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _logged(service: Service, line: str) -> bool:
+    try:
+        return line in service.log_path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 8,
+                 queues: str | None = None) -> Service:
+    """``celery -A tasks worker`` with a thread pool, ready when it logs ``ready.``."""
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-P", "threads", "-c", str(concurrency),
+            "-l", "info", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
+    if queues:
+        argv += ["-Q", queues]
+    service = Service(name, argv, log_dir, dict(env), cwd=ROOT)
+    return service.start(lambda: _logged(service, "ready."), timeout=60)
+
+
+def start_watcher(env: Mapping[str, str], log_dir: Path, name: str = "watcher") -> Service:
+    """``esiprov watch``, ready once it has listed /config and watches."""
+    service = Service(name, [sys.executable, "-m", "esiprov.cli", "watch"], log_dir, dict(env), cwd=ROOT)
+    return service.start(lambda: _logged(service, "watching /config"), timeout=60)

@@ -1,0 +1,57 @@
+"""Planned jobs -> one etcd transaction -> one Celery chain.
+
+The transaction writes every ``/jobs/all/<id>`` of the version together with the
+resource's workflow record, and only if no workflow of that resource is in
+flight: that record is the "one workflow per resource at a time" lock, released
+by finalize or by a failure. The chain runs the jobs in order (task id = job id,
+queue = handler) and ends with finalize.
+"""
+from __future__ import annotations
+
+import logging
+
+from celery import Celery, chain
+
+from esiprov import keys
+from esiprov.model import Job
+from esiprov.planner import Plan
+from esiprov.store import Compare, Store
+
+log = logging.getLogger(__name__)
+
+FINALIZE = "finalize"
+
+
+def task_name(handler: str) -> str:
+    return f"esiprov.{handler}"
+
+
+def claim(store: Store, plan: Plan) -> bool:
+    """Write the jobs and the workflow record; False when a workflow of the resource is in flight."""
+    resource = plan.resource
+    workflow = {"version": resource.version, "action": plan.action, "jobs": [job.id for job in plan.jobs]}
+    puts = {keys.workflow(resource.rtype, resource.rid): workflow}
+    puts.update({keys.job(job.id): [job.handler, job.document(), 0] for job in plan.jobs})
+    return store.commit([Compare.absent(keys.workflow(resource.rtype, resource.rid))], puts)
+
+
+def send(app: Celery, jobs: list[Job]) -> None:
+    """Start the chain of a claimed workflow: one task per job, then finalize."""
+    last = jobs[-1]
+    steps = [app.signature(task_name(job.handler), args=(job.id,), immutable=True)
+             .set(task_id=job.id, queue=job.handler) for job in jobs]
+    steps.append(app.signature(task_name(FINALIZE), args=(last.resource_type, last.resource_id, last.version),
+                               immutable=True)
+                 .set(task_id=f"{FINALIZE}:{last.job_name}", queue=FINALIZE))
+    chain(*steps).apply_async()
+
+
+def dispatch(store: Store, app: Celery, plan: Plan) -> bool:
+    """Claim and send; False (nothing sent) when the resource already has a workflow in flight."""
+    if not claim(store, plan):
+        log.info("%s: a workflow is in flight; version %s waits", plan.resource.name, plan.resource.version)
+        return False
+    send(app, plan.jobs)
+    log.info("%s: dispatched %s of version %s: %s", plan.resource.name, plan.action,
+             plan.resource.version, ", ".join(job.id for job in plan.jobs))
+    return True

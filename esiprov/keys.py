@@ -1,0 +1,75 @@
+"""The etcd key layout, one function per key family.
+
+The API server owns /config (esiprov never writes resource configs); esiprov
+writes /jobs, /state, /monitoring and keeps its own records under /esi-worker/.
+Resource types are singular (``ese_physical_port``); keys use the plural.
+"""
+from __future__ import annotations
+
+API = "v2.0"
+CONFIG = f"/config/{API}/"
+TEMPLATES = f"{CONFIG}heat_templates/"
+JOBS = "/jobs/all/"
+WORKER = "/esi-worker/"
+SCHEMA = f"{WORKER}schema"
+WORKFLOWS = f"{WORKER}workflows/{API}/"
+TARGETS = f"{WORKER}monitoring_targets/{API}/"
+FAILURES = f"{WORKER}failures/"
+
+
+def plural(rtype: str) -> str:
+    return f"{rtype}s"
+
+
+def singular(plural_name: str) -> str:
+    return plural_name[:-1] if plural_name.endswith("s") else plural_name
+
+
+def config(rtype: str, rid: str) -> str:
+    return f"{CONFIG}{plural(rtype)}/{rid}"
+
+
+def template(name: str) -> str:
+    return f"{TEMPLATES}{name}"
+
+
+def job(job_id: str) -> str:
+    return f"{JOBS}{job_id}"
+
+
+def heat_stack(rtype: str, rid: str) -> str:
+    return f"{WORKER}heat_stacks/{API}/{plural(rtype)}/{rid}"
+
+
+def job_state(rtype: str, rid: str) -> str:
+    return f"{WORKER}job_state/{API}/{plural(rtype)}/{rid}"
+
+
+def workflow(rtype: str, rid: str) -> str:
+    return f"{WORKFLOWS}{plural(rtype)}/{rid}"
+
+
+def target(rtype: str, rid: str) -> str:
+    return f"{TARGETS}{plural(rtype)}/{rid}"
+
+
+def failure(job_id: str) -> str:
+    return f"{FAILURES}{job_id}"
+
+
+def state(rtype: str, rid: str) -> str:
+    return f"/state/{API}/{plural(rtype)}/{rid}"
+
+
+def monitoring(rtype: str, rid: str) -> str:
+    return f"/monitoring/{API}/{plural(rtype)}/{rid}"
+
+
+def resource_of(key: str, prefix: str = CONFIG) -> tuple[str, str] | None:
+    """(type, id) of a ``<prefix><plural>/<id>`` key; None for templates and other keys."""
+    if not key.startswith(prefix) or key.startswith(TEMPLATES):
+        return None
+    parts = key[len(prefix):].split("/")
+    if len(parts) != 2 or not all(parts):
+        return None
+    return singular(parts[0]), parts[1]

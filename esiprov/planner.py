@@ -1,0 +1,141 @@
+"""Resource version -> action -> job documents. Reads through the store, writes nothing.
+
+The planner is level-triggered: it compares the config's version with what is
+applied (/state) and decides what, if anything, to do now. Job ids keep the
+reference grammar ``<action>:<handler>:<type>:<id>:<version>:<5 chars>``; the 5
+chars are a hash of the rest, so planning the same version twice gives the same ids.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from esiprov import keys, templates
+from esiprov.mappings import MappingError
+from esiprov.model import BadConfig, Job, ResourceVersion, envelope_version, parse_envelope
+from esiprov.store import Store
+from esiprov.templates import Schema, Template, TemplateError
+
+CREATE, MODIFY, DELETE = "create", "modify", "logical_delete"
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class PlanError(ValueError):
+    """The resource version cannot be planned; ``/state`` gets ``<ACTION>_FAILED`` with this message."""
+
+    def __init__(self, message: str, rtype: str, rid: str, version: int, action: str) -> None:
+        super().__init__(message)
+        self.rtype, self.rid, self.version, self.action = rtype, rid, version, action
+
+
+@dataclass
+class Plan:
+    resource: ResourceVersion
+    #: None when the version is already applied: nothing to do
+    action: str | None
+    #: empty for a type with no template: not workable, /state READ_COMPLETE
+    jobs: list[Job] = field(default_factory=list)
+
+
+def job_id(action: str, handler: str, rtype: str, rid: str, version: int) -> str:
+    stem = f"{action}:{handler}:{rtype}:{rid}:{version}"
+    number = int.from_bytes(hashlib.sha1(stem.encode()).digest()[:8], "big")
+    suffix = "".join(_ALPHABET[(number >> (6 * i)) % 36] for i in range(5))
+    return f"{stem}:{suffix}"
+
+
+def next_action(resource: ResourceVersion, state: Any) -> str | None:
+    """create when nothing was applied (or the create failed), modify for a newer version, None when current."""
+    applied = envelope_version(state)
+    if state is not None and applied >= resource.version:
+        return None
+    if resource.marked_for_deletion:
+        return DELETE
+    created = isinstance(state, dict) and not str(state.get("state", {}).get("worker_state", "")).startswith("CREATE_FAILED")
+    return MODIFY if created else CREATE
+
+
+def read_resource(store: Store, rtype: str, rid: str) -> ResourceVersion | None:
+    raw = store.value(keys.config(rtype, rid))
+    return None if raw is None else parse_envelope(rtype, rid, raw)
+
+
+def fetcher(store: Store) -> Any:
+    """The mapping grammar's view of other resources: their config bodies."""
+    def fetch(rtype: str, rid: str) -> dict[str, Any] | None:
+        try:
+            found = read_resource(store, rtype, rid)
+        except BadConfig as exc:
+            raise MappingError(str(exc)) from None
+        return None if found is None else found.body
+    return fetch
+
+
+def plan(store: Store, rtype: str, rid: str) -> Plan | None:
+    """What to do now for one resource; None when its config is gone."""
+    raw = store.value(keys.config(rtype, rid))
+    if raw is None:
+        return None
+    state = store.value(keys.state(rtype, rid))
+    try:
+        resource = parse_envelope(rtype, rid, raw)
+    except BadConfig as exc:
+        version = envelope_version(raw)
+        if state is not None and envelope_version(state) >= version:
+            return None
+        raise PlanError(str(exc), rtype, rid, version, CREATE if state is None else MODIFY) from None
+    action = next_action(resource, state)
+    if action is None:
+        return Plan(resource, None)
+    try:
+        return Plan(resource, action, build_jobs(store, resource, action))
+    except (MappingError, TemplateError) as exc:
+        raise PlanError(str(exc), rtype, rid, resource.version, action) from None
+
+
+def build_jobs(store: Store, resource: ResourceVersion, action: str) -> list[Job]:
+    schema = templates.read_schema(store)
+    fetch = fetcher(store)
+    evaluate = schema.evaluator(fetch)
+    subject = schema.subject(resource)
+    chosen = schema.choose(resource, fetch)
+    jobs = []
+    for index, (handler, name) in enumerate(chosen):
+        template = templates.read(store, name)
+        if template.handler != handler:
+            raise TemplateError(f"template {name} is for {template.handler}, not {handler}")
+        params = [evaluate(mapping, subject).param(param)
+                  for param, mapping in template.parameter_mappings.items()]
+        jobs.append(Job(
+            id=job_id(action, handler, resource.rtype, resource.rid, resource.version),
+            action=action, handler=handler, resource_type=resource.rtype, resource_id=resource.rid,
+            version=resource.version, job_name=f"{resource.name}:{resource.version}",
+            is_first=index == 0, is_last=index == len(chosen) - 1, on_failure="fail",
+            params=params, resource_input=resource.body,
+            dependency=[jobs[-1].id] if jobs else []))
+    if jobs:
+        jobs[0].dependency = in_flight_dependencies(store, jobs)
+    return jobs
+
+
+def in_flight_dependencies(store: Store, jobs: list[Job]) -> list[str]:
+    """Jobs of other resources, referenced by params, that are still running with the first job's handler."""
+    first = jobs[0]
+    found: list[str] = []
+    for job in jobs:
+        for param in job.params:
+            for ref in param["resources"]:
+                workflow = store.value(keys.workflow(ref["resource_type"], ref["resource_id"])) or {}
+                found += [j for j in workflow.get("jobs", []) if j.split(":")[1] == first.handler]
+    return list(dict.fromkeys(j for j in found if j != first.id))
+
+
+def template_of(store: Store, job: Job) -> Template:
+    """The template a job runs, chosen again from the schema as the planner chose it."""
+    resource = ResourceVersion(job.resource_type, job.resource_id, job.version, job.resource_input)
+    schema: Schema = templates.read_schema(store)
+    for handler, name in schema.choose(resource, fetcher(store)):
+        if handler == job.handler:
+            return templates.read(store, name)
+    raise TemplateError(f"no {job.handler} template for {job.resource_type} any more")

@@ -1,0 +1,24 @@
+"""finalize: the chain's last step publishes /state and /monitoring, then re-drives the resource.
+
+Re-driving (reconcile) starts the newest config version if one arrived while
+this workflow ran: one workflow per resource at a time, newest version wins.
+"""
+from __future__ import annotations
+
+import logging
+
+from esiprov import publish
+from esiprov.reconcile import reconcile
+from tasks import app
+from tasks.job import store
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="esiprov.finalize")
+def finalize(rtype: str, rid: str, version: int) -> None:
+    """Publish the finished workflow of ``rtype`` ``rid`` at ``version``."""
+    etcd = store()
+    if publish.finalize(etcd, rtype, rid, version):
+        log.info("%s %s: version %s published", rtype, rid, version)
+    reconcile(etcd, app, rtype, rid)

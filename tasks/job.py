@@ -1,0 +1,110 @@
+"""What every job step shares: loading its job document, waiting, retrying, failing clearly.
+
+A step is a function ``(job, store) -> None`` registered with ``job_step(handler)``.
+It raises ``NotYet`` to be called again after a short countdown (a stack still
+building, a referenced resource not complete): no worker slot is held meanwhile.
+Transient infrastructure errors retry with exponential backoff; a ``JobFailed``
+(or bad template/mapping) writes ``<ACTION>_FAILED`` to /state and stops the chain,
+unless the job says ``on_failure: ignore``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+from typing import Callable
+
+from celery import Task
+
+from esiprov import keys, publish
+from esiprov.heat import HeatUnavailable
+from esiprov.mappings import MappingError
+from esiprov.model import Job
+from esiprov.reconcile import reconcile
+from esiprov.settings import Settings, current
+from esiprov.store import Store, StoreError
+from esiprov.templates import TemplateError
+from tasks import app
+
+log = logging.getLogger(__name__)
+
+#: transient errors retried with backoff before the job fails
+TRANSIENT = (StoreError, HeatUnavailable)
+MAX_TRANSIENT_RETRIES = 6
+#: backoff bounds in seconds (exponential with full jitter)
+BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+
+
+class JobFailed(Exception):
+    """The job cannot succeed as it is; the message becomes /state.error."""
+
+
+class NotYet(Exception):
+    """Call the step again after ``countdown`` seconds; the message says what it waits for."""
+
+    def __init__(self, reason: str, countdown: float) -> None:
+        super().__init__(reason)
+        self.countdown = countdown
+
+
+_stores: dict[int, Store] = {}
+
+
+def store() -> Store:
+    """This process's etcd connection (a forked pool child makes its own)."""
+    pid = os.getpid()
+    if pid not in _stores:
+        _stores[pid] = Store.connect(current())
+    return _stores[pid]
+
+
+def backoff(attempt: int) -> float:
+    return random.uniform(BACKOFF_MIN, min(BACKOFF_MAX, BACKOFF_MIN * 2 ** attempt))
+
+
+def load_job(etcd: Store, job_id: str) -> Job | None:
+    found = etcd.value(keys.job(job_id))
+    return None if found is None else Job.from_document(found[1])
+
+
+def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
+    """Register ``run(job, store)`` as the Celery task of ``handler``."""
+    def register(run: Callable[[Job, Store], None]) -> Task:
+        @app.task(name=f"esiprov.{handler}", bind=True, max_retries=None)
+        def step(task: Task, job_id: str) -> None:
+            etcd = store()
+            job = load_job(etcd, job_id)
+            if job is None:
+                log.info("%s: job is gone (finished or superseded); nothing to do", job_id)
+                return
+            try:
+                run(job, etcd)
+            except NotYet as wait:
+                _wait(task, etcd, job, wait, current())
+            except TRANSIENT as exc:
+                if task.request.retries >= MAX_TRANSIENT_RETRIES:
+                    _finish_failed(etcd, job, f"gave up after {task.request.retries} retries: {exc}")
+                    raise
+                log.warning("%s: %s; retrying", job.id, exc)
+                raise task.retry(countdown=backoff(task.request.retries))
+            except (JobFailed, MappingError, TemplateError) as exc:
+                _finish_failed(etcd, job, str(exc))
+                if job.on_failure != "ignore":
+                    raise
+        step.__doc__ = run.__doc__
+        return step
+    return register
+
+
+def _wait(task: Task, etcd: Store, job: Job, wait: NotYet, settings: Settings) -> None:
+    waited = task.request.retries * wait.countdown
+    if waited >= settings.wait_timeout:
+        _finish_failed(etcd, job, f"{wait} after waiting {settings.wait_timeout:.0f} s")
+        raise JobFailed(str(wait))
+    raise task.retry(countdown=wait.countdown)
+
+
+def _finish_failed(etcd: Store, job: Job, error: str) -> None:
+    """Record the failure, then re-drive the resource: a newer version may be waiting."""
+    publish.fail(etcd, job.resource_type, job.resource_id, job.version, job.action, error, job.id)
+    reconcile(etcd, app, job.resource_type, job.resource_id)

@@ -1,0 +1,59 @@
+"""monitoring_worker: register the resource's SNMP target and probe it once.
+
+The monitoring template renders (with the job's params) to one key, the
+/monitoring field (``port``, ``switch``), describing the target. The target is
+kept under ``/esi-worker/monitoring_targets/...`` for the periodic poller; the
+probe's answer becomes ``job_state.state_monitoring`` (``ACTIVE`` when up) and,
+through finalize, the first ``/monitoring`` value.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from esiprov import keys, planner
+from esiprov.model import Job
+from esiprov.settings import current
+from esiprov.snmp import UP, SnmpProbe
+from esiprov.store import Store
+from tasks.job import JobFailed, job_step
+
+REGISTERED = "ACTIVE"
+
+
+def target_of(job: Job, etcd: Store) -> tuple[str, dict[str, Any]]:
+    """(field, target) from the rendered monitoring template."""
+    params = {p["param"]: p["value"] for p in job.params}
+    text = planner.template_of(etcd, job).render(params)
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise JobFailed(f"monitoring template of {job.resource_type} does not render to YAML: {exc}") from None
+    if not isinstance(spec, dict) or len(spec) != 1 or not isinstance(next(iter(spec.values())), dict):
+        raise JobFailed(f"monitoring template of {job.resource_type} must render to one field with a target")
+    field, target = next(iter(spec.items()))
+    return str(field), target
+
+
+def probe(target: dict[str, Any]) -> str:
+    """UP, DOWN or FAIL for a switch (sysUpTime) or a port (ifName -> ifOperStatus)."""
+    snmp = SnmpProbe(current())
+    community = str(target.get("community_name", ""))
+    if target.get("type") == "switch":
+        return snmp.device_status(str(target["ip"]), community)
+    if target.get("type") == "physical_port":
+        return snmp.port_status(str(target["device_ip"]), community, str(target["name"]))
+    raise JobFailed(f"unknown monitoring target type {target.get('type')!r}")
+
+
+@job_step("monitoring_worker")
+def monitoring_worker(job: Job, etcd: Store) -> None:
+    """Register the target and record the first probe in job_state."""
+    field, target = target_of(job, etcd)
+    status = probe(target)
+    record = {**target, "field": field, "status": status, "version": job.version,
+              "resource_type": job.resource_type, "resource_id": job.resource_id}
+    etcd.update(keys.job_state(job.resource_type, job.resource_id),
+                lambda state: {**(state or {}), "state_monitoring": {field: REGISTERED if status == UP else status}},
+                extra={keys.target(job.resource_type, job.resource_id): record})

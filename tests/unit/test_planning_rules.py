@@ -1,0 +1,66 @@
+"""Pure planning rules: job ids, actions, envelopes and the composed /state."""
+import json
+import re
+
+import pytest
+
+from esiprov.model import BadConfig, parse_envelope
+from esiprov.planner import CREATE, DELETE, MODIFY, job_id, next_action
+from esiprov.publish import compose_state, worker_state
+from esiprov.model import ResourceVersion
+
+ID_GRAMMAR = re.compile(r"^create:heat_worker:ese_device:d1:2:[a-z0-9]{5}$")
+
+
+def version(n, deleting=False):
+    return ResourceVersion("ese_device", "d1", n, {}, deleting)
+
+
+def test_job_ids_follow_the_reference_grammar_and_are_stable():
+    first = job_id("create", "heat_worker", "ese_device", "d1", 2)
+    assert ID_GRAMMAR.match(first)
+    assert first == job_id("create", "heat_worker", "ese_device", "d1", 2)
+    assert first != job_id("create", "heat_worker", "ese_device", "d1", 3)
+
+
+def test_no_state_means_create_a_newer_version_modify_and_a_deletion_logical_delete():
+    assert next_action(version(1), None) == CREATE
+    applied = {"state": {"worker_state": "CREATE_COMPLETED"}, "version": 1, "error": ""}
+    assert next_action(version(2), applied) == MODIFY
+    assert next_action(version(2, deleting=True), applied) == DELETE
+
+
+def test_an_applied_or_older_version_needs_nothing():
+    applied = {"state": {"worker_state": "CREATE_COMPLETED"}, "version": 2, "error": ""}
+    assert next_action(version(2), applied) is None
+    assert next_action(version(1), applied) is None
+
+
+def test_a_failed_create_is_created_again_by_the_next_version():
+    failed = {"state": {"worker_state": "CREATE_FAILED"}, "version": 1, "error": "boom"}
+    assert next_action(version(2), failed) == CREATE
+
+
+def test_the_envelope_body_may_be_a_json_string_or_an_object():
+    as_string = parse_envelope("ese_device", "d1", {"body": json.dumps({"a": 1}), "version": 1})
+    as_object = parse_envelope("ese_device", "d1", {"body": {"a": 1}, "version": 1})
+    assert as_string.body == as_object.body == {"a": 1}
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"body": "{not json", "version": 1}, "body is not valid JSON"),
+    ({"body": "[]", "version": 1}, "body must be a JSON object"),
+    ({"body": "{}", "version": "x"}, "'version' must be a positive integer"),
+    ("text", "not a JSON object"),
+])
+def test_a_broken_envelope_is_a_clear_error(raw, message):
+    with pytest.raises(BadConfig, match=message):
+        parse_envelope("ese_device", "d1", raw)
+
+
+def test_state_values_that_are_not_strings_are_json_encoded_as_python_does():
+    state = compose_state({"state_monitoring": {"port": "ACTIVE"}, "orchestration_state": "CREATE_COMPLETE"},
+                          worker_state("create", "COMPLETED"))
+    assert state == {"state_monitoring": "{\"port\": \"ACTIVE\"}", "orchestration_state": "CREATE_COMPLETE",
+                     "worker_state": "CREATE_COMPLETED"}
+    assert worker_state("logical_delete", "FAILED") == "DELETE_FAILED"
