@@ -1,5 +1,5 @@
 """Celery settings for esiprov (the baseline of research/anchors.md §3.6), from esiprov.settings."""
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from esiprov.settings import current
 
@@ -30,7 +30,8 @@ task_track_started = True
 worker_send_task_events = True
 task_send_sent_event = True
 
-task_queues = [Queue(name) for name in ("heat_worker", "monitoring_worker", "finalize")]
+task_queues = [Queue(name, Exchange(name), routing_key=name)
+               for name in ("heat_worker", "monitoring_worker", "finalize")]
 task_default_queue = "finalize"
 task_routes = {
     "esiprov.heat_worker": {"queue": "heat_worker"},

@@ -148,15 +148,37 @@ class Store:
         def changes() -> Iterator[Change]:
             for response in responses:
                 for event in response.events:
-                    yield _change(etcd_events.new_event(event))
+                    yield _change(event)
 
         return changes(), cancel
+
+    def history(self, prefix: str, start_revision: int) -> list[Change]:
+        """Every change under ``prefix`` from ``start_revision`` up to now, from etcd's history.
+
+        Transient documents (jobs, job_state) are gone once a workflow ends; their
+        history stays readable until etcd compacts it.
+        """
+        _, now = self.range(prefix, keys_only=True)
+        if now < start_revision:
+            return []
+        responses, cancel = self._call(self._client.watch_prefix_response, "/", start_revision=start_revision)
+        found: list[Change] = []
+        try:
+            for response in responses:
+                batch = [_change(e) for e in response.events]
+                found += [c for c in batch if c.key.startswith(prefix)]
+                if any(c.revision >= now for c in batch):
+                    break
+        finally:
+            cancel()
+        return found
 
     def close(self) -> None:
         self._client.close()
 
 
 def _change(event: Any) -> Change:
+    """A Change from one of pyetcd's (already wrapped) watch events."""
     key = event.key.decode()
     if isinstance(event, etcd_events.DeleteEvent):
         return Change(key, None, event.mod_revision)

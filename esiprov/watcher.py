@@ -18,6 +18,9 @@ from esiprov.store import Store
 
 log = logging.getLogger(__name__)
 
+#: seconds between a broken watch and the next list
+RELIST_PAUSE = 2.0
+
 
 class Watcher:
     def __init__(self, store: Store, app: Celery) -> None:
@@ -38,7 +41,17 @@ class Watcher:
             log.exception("%s %s: reconcile failed; the next change or resync retries it", *found)
 
     def run(self) -> None:
-        """Reconcile everything listed, then every change after the list's revision, until stop()."""
+        """List and watch until stop(); a broken watch (etcd down, compaction) relists after a pause."""
+        while not self._stopped.is_set():
+            try:
+                self._list_then_watch()
+            except Exception as exc:  # noqa: BLE001 - the watcher must outlive etcd hiccups
+                if self._stopped.is_set():
+                    break
+                log.warning("watch of %s broke (%s); relisting in %s s", keys.CONFIG, exc, RELIST_PAUSE)
+                self._stopped.wait(RELIST_PAUSE)
+
+    def _list_then_watch(self) -> None:
         entries, revision = self.store.range(keys.CONFIG, keys_only=True)
         log.info("watching %s from revision %s (%s keys listed)", keys.CONFIG, revision + 1, len(entries))
         for entry in entries:

@@ -27,12 +27,17 @@ def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_STREAM) -> int:
 
 
 def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    """Call ``check`` until it is true; raise TimeoutError naming ``what`` after ``timeout`` s."""
+    """Call ``check`` until it is true; raise TimeoutError naming ``what`` after ``timeout`` s.
+
+    A ServiceError from ``check`` (the process died) ends the wait at once.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
             if check():
                 return
+        except ServiceError:
+            raise
         except Exception:  # noqa: BLE001 - a service that is still starting may refuse anything
             pass
         if time.monotonic() > deadline:
@@ -70,6 +75,9 @@ class Service:
         except TimeoutError as exc:
             self.stop()
             raise ServiceError(f"{exc}; last log lines:\n{self.log_tail()}") from None
+        except ServiceError:
+            self.stop()
+            raise
         return self
 
     def _alive(self) -> bool:

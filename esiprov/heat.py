@@ -1,0 +1,174 @@
+"""The Heat client the workers use: stack create/update/delete and status with outputs.
+
+A thin layer over python-heatclient that gives the workers what they decide on:
+a small ``Stack`` value, and three error classes that say whether to retry
+(``HeatUnavailable``) or fail the job (``HeatRejected``). Every request has a
+timeout, so a hung Heat costs a retry, never a stuck worker. Error messages
+carry Heat's own reason, and never the token or password.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from heatclient import client as heat_client
+from heatclient import exc as heat_exc
+from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+from esiprov.settings import ConfigError, Settings
+
+#: seconds per HTTP request to Heat (and Keystone)
+HTTP_TIMEOUT = 30.0
+#: 4xx answers that clear up by themselves: 409 is "an action is in progress" on update/delete
+TRANSIENT_STATUS = frozenset({408, 409, 429})
+#: characters of an error body kept in a message (a proxy's HTML page can be long)
+MAX_REASON = 1000
+
+
+class HeatError(Exception):
+    """A Heat call failed; the message says which call and why, without secrets."""
+
+
+class HeatUnavailable(HeatError):
+    """Transient (connection error, timeout, HTTP 5xx, action in progress): retry later."""
+
+
+class HeatRejected(HeatError):
+    """Permanent (bad template, bad parameters, update of a missing stack): retrying won't help."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A stack as Heat shows it; ``outputs`` verbatim, ``output_error`` entries included."""
+
+    name: str
+    id: str
+    status: str
+    status_reason: str
+    outputs: list[dict[str, Any]]
+
+    @classmethod
+    def from_heat(cls, body: Mapping[str, Any]) -> Stack:
+        return cls(name=body["stack_name"], id=body["id"], status=body["stack_status"],
+                   status_reason=body.get("stack_status_reason") or "",
+                   outputs=list(body.get("outputs") or []))
+
+    @property
+    def action(self) -> str:
+        """CREATE, UPDATE, DELETE, ROLLBACK, ... (Heat's actions contain no underscore)."""
+        return self.status.partition("_")[0]
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status.endswith("_IN_PROGRESS")
+
+    @property
+    def failed(self) -> bool:
+        return self.status.endswith("_FAILED")
+
+    @property
+    def complete(self) -> bool:
+        return self.status.endswith("_COMPLETE")
+
+
+class HeatClient:
+    """Stacks of one tenant.
+
+    With ``settings.heat_url`` the client talks to that URL (``{tenant_id}``
+    replaced) with ``settings.heat_token``; otherwise it authenticates with the
+    OS_* Keystone settings, scoped to the tenant as project.
+    """
+
+    def __init__(self, settings: Settings, tenant_id: str) -> None:
+        if not tenant_id:
+            raise HeatRejected("no tenant_id: every Heat stack belongs to a tenant")
+        keystone = settings.keystone
+        self._secrets = tuple(s for s in (settings.heat_token, keystone.password if keystone else None) if s)
+        if settings.heat_url:
+            self._heat = heat_client.Client("1", endpoint=settings.heat_url.replace("{tenant_id}", tenant_id),
+                                            token=settings.heat_token, timeout=HTTP_TIMEOUT)
+        elif keystone:
+            auth = v3.Password(auth_url=keystone.auth_url, username=keystone.username,
+                               password=keystone.password, user_domain_name=keystone.user_domain_name,
+                               project_id=tenant_id)
+            region = {"region_name": keystone.region_name} if keystone.region_name else {}
+            self._heat = heat_client.Client("1", session=ks_session.Session(auth=auth, timeout=HTTP_TIMEOUT),
+                                            service_type="orchestration", **region)
+        else:
+            raise ConfigError("no Heat endpoint: set ESIPROV_HEAT_URL (and ESIPROV_HEAT_TOKEN) "
+                              "or the OS_* Keystone variables")
+
+    def get(self, name: str) -> Stack | None:
+        """The stack with its outputs, or None when there is none (never made, or deleted).
+
+        ``name`` may also be ``name/id``, which saves Heat's 302 lookup.
+        """
+        found = None
+        with self._call(f"show stack {name}", ok=404):
+            found = Stack.from_heat(self._heat.stacks.get(name).to_dict())
+        return found
+
+    def create(self, name: str, template: str, parameters: Mapping[str, Any],
+               timeout_mins: int | None) -> None:
+        """Start creating; an existing stack of that name (409) is fine: create is idempotent.
+
+        ``get`` tells what is there (possibly a stack still being deleted). No
+        rollback: a failed stack stays, with its reason, for the job to report.
+        """
+        with self._call(f"create stack {name}", ok=409):
+            self._heat.stacks.create(stack_name=name, template=template, parameters=dict(parameters),
+                                     disable_rollback=True, **_timeout(timeout_mins))
+
+    def update(self, name: str, template: str, parameters: Mapping[str, Any],
+               timeout_mins: int | None) -> None:
+        """Start a full (PUT) update with the new template and parameters."""
+        with self._call(f"update stack {name}"):
+            self._heat.stacks.update(name, template=template, parameters=dict(parameters),
+                                     disable_rollback=True, **_timeout(timeout_mins))
+
+    def delete(self, name: str) -> None:
+        """Start deleting; a stack that is already gone (404) is fine."""
+        with self._call(f"delete stack {name}", ok=404):
+            self._heat.stacks.delete(name)
+
+    @contextmanager
+    def _call(self, what: str, ok: int | None = None) -> Iterator[None]:
+        """Swallow the expected HTTP status ``ok``; turn every other failure into a HeatError."""
+        try:
+            yield
+        except heat_exc.HTTPException as exc:
+            if exc.code != ok:
+                raise self._error(exc.code, f"{what}: {_heat_reason(exc)}") from None
+        except ks_exc.HttpError as exc:  # from Keystone, on the session path
+            raise self._error(exc.http_status, f"{what}: Keystone: {exc}") from None
+        except (heat_exc.CommunicationError, heat_exc.InvalidEndpoint, ks_exc.ConnectionError) as exc:
+            raise HeatUnavailable(self._redact(f"{what}: {exc}")) from None
+        except ks_exc.ClientException as exc:  # no endpoint in the catalog, bad auth settings
+            raise HeatRejected(self._redact(f"{what}: {exc}")) from None
+
+    def _error(self, status: int, message: str) -> HeatError:
+        transient = status >= 500 or status in TRANSIENT_STATUS
+        return (HeatUnavailable if transient else HeatRejected)(self._redact(message))
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _heat_reason(exc: heat_exc.HTTPException) -> str:
+    """``HTTP 400 StackValidationFailed: <Heat's message>``; a non-Heat body is shown shortened."""
+    error = exc.error.get("error", {})
+    reason = error.get("message") or exc.error.get("explanation") or exc.message or ""
+    if isinstance(reason, bytes):
+        reason = reason.decode(errors="replace")
+    label = " ".join(filter(None, (f"HTTP {exc.code}", error.get("type"))))
+    return f"{label}: {reason[:MAX_REASON]}"
+
+
+def _timeout(timeout_mins: int | None) -> dict[str, int]:
+    """Heat's own default applies when the template sets none."""
+    return {} if timeout_mins is None else {"timeout_mins": timeout_mins}

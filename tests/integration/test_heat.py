@@ -1,0 +1,254 @@
+"""HeatClient against real OpenStack Heat with the local Contrail plugin (tests/fixtures/heat.py)."""
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+from heatclient import client as heat_client
+
+from esiprov.devenv.heatserver import HeatServer
+from esiprov.devenv.process import free_port
+from esiprov.heat import HeatClient, HeatRejected, HeatUnavailable, Stack
+from esiprov.settings import Settings
+from tests.fixtures.heat import HEAT_TOKEN
+
+TENANT = "tenant-a"
+TEMPLATES = Path(__file__).resolve().parents[2] / "heat_templates"
+
+ROUTER = """
+heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  management_ip: {type: string}
+resources:
+  router:
+    type: OS::Contrail::PhysicalRouter
+    properties:
+      name: {get_param: name}
+      management_ip: {get_param: management_ip}
+      vendor_name: Juniper
+      product_name: qfx5100
+      vnc_managed: false
+      user_credentials: {username: admin, password: secret}
+      virtual_routers: [tor-agent-1, tsn-1]
+outputs:
+  id: {value: {get_resource: router}}
+  name: {value: {get_attr: [router, name]}}
+  fq_name: {value: {get_attr: [router, fq_name]}}
+  management_ip: {value: {get_attr: [router, show, management_ip]}}
+"""
+
+
+def router_params(name: str, management_ip: str = "192.0.2.10") -> dict[str, str]:
+    return {"name": name, "management_ip": management_ip}
+
+
+def contrail_uuid(contrail_type: str, *fq_name: str) -> str:
+    """What the plugin (heat_files/plugins/contrail.py) reports as the object's id."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{contrail_type}:{':'.join(fq_name)}"))
+
+
+def outputs(stack: Stack) -> dict[str, Any]:
+    return {output["output_key"]: output["output_value"] for output in stack.outputs}
+
+
+@pytest.fixture
+def heat(heat_settings: Settings) -> HeatClient:
+    return HeatClient(heat_settings, TENANT)
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    """A stack name of this test's own (all tests share one Heat)."""
+    return request.node.name.removeprefix("test_")[:40].replace("[", "-").strip("]") + "_" + uuid.uuid4().hex[:6]
+
+
+def wait_for(heat: HeatClient, name: str, done: Callable[[Stack | None], bool], timeout: float = 60.0) -> Stack | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        stack = heat.get(name)
+        if done(stack):
+            return stack
+        if time.monotonic() > deadline:
+            pytest.fail(f"stack {name} still {stack.status if stack else 'absent'} after {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def settled(heat: HeatClient, name: str, action: str) -> Stack:
+    stack = wait_for(heat, name, lambda s: s is not None and s.action == action and not s.in_progress)
+    assert stack is not None
+    return stack
+
+
+def test_create_reaches_CREATE_COMPLETE_with_the_outputs_of_a_physical_router_stack(
+        heat: HeatClient, name: str) -> None:
+    heat.create(name, ROUTER, router_params("sw-create"), timeout_mins=5)
+    stack = settled(heat, name, "CREATE")
+    assert (stack.status, stack.complete, stack.failed, stack.name) == ("CREATE_COMPLETE", True, False, name)
+    assert outputs(stack) == {
+        "id": contrail_uuid("physical_router", "default-global-system-config", "sw-create"),
+        "name": "sw-create",
+        "fq_name": ["default-global-system-config", "sw-create"],
+        "management_ip": "192.0.2.10",
+    }
+    assert all("output_error" not in output for output in stack.outputs)
+
+
+def test_a_second_create_of_the_same_name_is_not_an_error_and_leaves_one_stack(
+        heat: HeatClient, heat_server: HeatServer, name: str) -> None:
+    heat.create(name, ROUTER, router_params("sw-twice"), timeout_mins=None)
+    first = settled(heat, name, "CREATE")
+    heat.create(name, ROUTER, router_params("sw-twice"), timeout_mins=None)
+    assert settled(heat, name, "CREATE").id == first.id
+    raw = heat_client.Client("1", endpoint=heat_server.url.format(tenant_id=TENANT), token=HEAT_TOKEN)
+    assert [s.id for s in raw.stacks.list(filters={"name": name})] == [first.id]
+
+
+def test_update_changes_the_outputs_in_place_and_ends_UPDATE_COMPLETE(heat: HeatClient, name: str) -> None:
+    heat.create(name, ROUTER, router_params("sw-update"), timeout_mins=None)
+    created = settled(heat, name, "CREATE")
+    heat.update(name, ROUTER, router_params("sw-update", "192.0.2.99"), timeout_mins=5)
+    updated = settled(heat, name, "UPDATE")
+    assert updated.status == "UPDATE_COMPLETE"
+    assert outputs(updated)["management_ip"] == "192.0.2.99"
+    assert outputs(updated)["id"] == outputs(created)["id"]
+
+
+def test_a_renamed_router_is_replaced_and_gets_the_id_of_its_new_name(heat: HeatClient, name: str) -> None:
+    heat.create(name, ROUTER, router_params("sw-old"), timeout_mins=None)
+    settled(heat, name, "CREATE")
+    heat.update(name, ROUTER, router_params("sw-new"), timeout_mins=None)
+    updated = settled(heat, name, "UPDATE")
+    assert updated.status == "UPDATE_COMPLETE"
+    assert outputs(updated)["id"] == contrail_uuid("physical_router", "default-global-system-config", "sw-new")
+
+
+def test_a_deleted_stack_reads_as_None(heat: HeatClient, name: str) -> None:
+    heat.create(name, ROUTER, router_params("sw-delete"), timeout_mins=None)
+    settled(heat, name, "CREATE")
+    heat.delete(name)
+    assert wait_for(heat, name, lambda stack: stack is None) is None
+    heat.delete(name)  # and deleting it again is fine
+
+
+def test_deleting_a_stack_that_never_existed_is_fine(heat: HeatClient, name: str) -> None:
+    heat.delete(name)
+    assert heat.get(name) is None
+
+
+def test_updating_a_stack_that_does_not_exist_is_rejected(heat: HeatClient, name: str) -> None:
+    with pytest.raises(HeatRejected, match=f"update stack {name}: HTTP 404 .*could not be found"):
+        heat.update(name, ROUTER, router_params("sw-ghost"), timeout_mins=None)
+
+
+@pytest.mark.parametrize("template, reason", [
+    (ROUTER.replace("OS::Contrail::PhysicalRouter", "OS::Contrail::NoSuchThing"),
+     r"HTTP 400 .*The Resource Type \(OS::Contrail::NoSuchThing\) could not be found"),
+    (ROUTER.replace("[router, fq_name]", "[router, serial_number]"),
+     r"HTTP 400 .*The Referenced Attribute \(router serial_number\) is incorrect"),
+    (ROUTER.replace("management_ip: {get_param: management_ip}", "management_ip: {get_param: management_ip}\n"
+                    "      colour: blue"), r"HTTP 400 .*Unknown Property colour"),
+    ("heat_template_version: 2013-05-23\nresources: [unclosed", r"HTTP 400 .*while parsing a flow"),
+], ids=["unknown-type", "undeclared-attribute", "unknown-property", "bad-yaml"])
+def test_a_bad_template_is_rejected_with_heats_reason_and_no_stack_is_left(
+        heat: HeatClient, name: str, template: str, reason: str) -> None:
+    with pytest.raises(HeatRejected, match=reason) as rejected:
+        heat.create(name, template, router_params("sw-bad"), timeout_mins=None)
+    assert HEAT_TOKEN not in str(rejected.value)
+    assert heat.get(name) is None
+
+
+def test_a_missing_required_parameter_is_rejected(heat: HeatClient, name: str) -> None:
+    with pytest.raises(HeatRejected, match=r"HTTP 400 .*management_ip"):
+        heat.create(name, ROUTER, {"name": "sw-no-ip"}, timeout_mins=None)
+
+
+def test_a_Lab_Fail_stack_ends_CREATE_FAILED_with_its_reason(heat: HeatClient, name: str) -> None:
+    template = """
+heat_template_version: 2013-05-23
+resources:
+  doomed:
+    type: Lab::Fail
+    properties: {message: the switch is on fire}
+"""
+    heat.create(name, template, {}, timeout_mins=None)
+    stack = settled(heat, name, "CREATE")
+    assert (stack.status, stack.failed, stack.complete) == ("CREATE_FAILED", True, False)
+    assert "the switch is on fire" in stack.status_reason
+
+
+def test_an_output_whose_attribute_raises_keeps_output_error(heat: HeatClient, name: str) -> None:
+    template = """
+heat_template_version: 2013-05-23
+resources:
+  broken: {type: Lab::BrokenAttr}
+outputs:
+  bad: {value: {get_attr: [broken, boom]}}
+"""
+    heat.create(name, template, {}, timeout_mins=None)
+    stack = settled(heat, name, "CREATE")
+    assert stack.status == "CREATE_COMPLETE"
+    [bad] = stack.outputs
+    assert bad["output_key"] == "bad" and bad["output_value"] is None
+    assert bad["output_error"] == "The Referenced Attribute (broken boom) is incorrect."
+
+
+def test_an_existing_interface_lookup_finds_the_id_the_new_interface_got(heat: HeatClient, name: str) -> None:
+    new = """
+heat_template_version: 2013-05-23
+resources:
+  port:
+    type: OS::Contrail::PhysicalInterface
+    properties: {name: xe-0/0/3, physical_router: sw-port}
+outputs:
+  id: {value: {get_resource: port}}
+  name: {value: {get_attr: [port, name]}}
+"""
+    existing = """
+heat_template_version: 2013-05-23
+resources:
+  port:
+    type: OS::Contrail::ExistingResource
+    properties:
+      fq_name: [default-global-system-config, sw-port, xe-0/0/3]
+      resource_type: physical_interface
+outputs:
+  id: {value: {get_resource: port}}
+  name: {value: {get_attr: [port, name]}}
+"""
+    heat.create(name + "_new", new, {}, timeout_mins=None)
+    heat.create(name + "_existing", existing, {}, timeout_mins=None)
+    made, found = settled(heat, name + "_new", "CREATE"), settled(heat, name + "_existing", "CREATE")
+    assert outputs(made) == outputs(found) == {
+        "id": contrail_uuid("physical_interface", "default-global-system-config", "sw-port", "xe-0/0/3"),
+        "name": "xe-0/0/3"}
+
+
+def shipped_heat_templates() -> list[Path]:
+    return sorted(path for path in TEMPLATES.glob("*.yaml")
+                  if (yaml.safe_load(path.read_text()) or {}).get("handler") == "heat_worker")
+
+
+@pytest.mark.parametrize("path", shipped_heat_templates(), ids=lambda path: path.stem)
+def test_a_shipped_heat_template_builds_on_the_local_contrail_types(
+        heat: HeatClient, name: str, path: Path) -> None:
+    template = yaml.safe_load(path.read_text())["template_file"]
+    sample = {"string": "sample-1", "boolean": False, "number": 1, "comma_delimited_list": "a,b",
+              "json": {}}
+    parameters = {key: sample[spec["type"]] for key, spec in yaml.safe_load(template)["parameters"].items()}
+    heat.create(name, template, parameters, timeout_mins=None)
+    stack = settled(heat, name, "CREATE")
+    assert stack.status == "CREATE_COMPLETE", stack.status_reason
+    assert stack.outputs and all(o.get("output_value") is not None for o in stack.outputs), stack.outputs
+
+
+def test_heat_is_unavailable_when_nothing_listens_on_its_port(heat_settings: Settings) -> None:
+    nowhere = dataclasses.replace(heat_settings, heat_url=f"http://127.0.0.1:{free_port()}/v1/{{tenant_id}}")
+    with pytest.raises(HeatUnavailable, match="show stack sw: .*127.0.0.1") as unavailable:
+        HeatClient(nowhere, TENANT).get("sw")
+    assert HEAT_TOKEN not in str(unavailable.value)

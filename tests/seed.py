@@ -1,0 +1,43 @@
+"""The seed document (../shared/seed/): every etcd record of one ese_physical_port create.
+
+The tests read the contract from the document itself rather than a copy of it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "seed"
+#: the seed's device address, moved to loopback where the emulated switch answers
+SEED_DEVICE_IP, LOCAL_DEVICE_IP = "10.161.0.34", "127.0.161.34"
+DEVICE_ID = "9f05b260-26ca-46f7-98c3-ad88e411a989"
+PORT_ID = "5b2dee2e-7420-4cd4-b270-5081eb9eb371"
+TENANT_ID = "0b576f6f4cbf414f829cd12f008bf08f"
+
+
+def records() -> list[tuple[str, Any]]:
+    """(key, value) of every record block of the seed, in document order, on loopback."""
+    text = next(SEED_DIR.glob("*.txt")).read_text().replace(SEED_DEVICE_IP, LOCAL_DEVICE_IP)
+    found = []
+    for block in re.findall(r"```\n(.*?)```", text, re.S):
+        key, _, value = block.partition("\n")
+        found.append((key.strip(), json.loads(value)))
+    return found
+
+
+def record(prefix: str, index: int = 0) -> Any:
+    return [value for key, value in records() if key.startswith(prefix)][index]
+
+
+def device_body() -> dict[str, Any]:
+    """The port's device, as an API server would store it (the seed shows only the port)."""
+    return {"id": DEVICE_ID, "name": "QFX-NW02", "hostname": "QFX-NW02", "existing": "new", "type": "tor",
+            "management_ip_address": LOCAL_DEVICE_IP, "public_ip_address": LOCAL_DEVICE_IP,
+            "tenant_id": TENANT_ID, "status": "PENDING_CREATE", "tags": {}, "description": ""}
+
+
+def without_suffix(job_id: str) -> str:
+    """A job id without its 5-character suffix (random in the reference system, a hash in esiprov)."""
+    return job_id.rsplit(":", 1)[0]
