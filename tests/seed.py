@@ -9,12 +9,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from esiprov.devenv import demo
+
 SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "seed"
 #: the seed's device address, moved to loopback where the emulated switch answers
-SEED_DEVICE_IP, LOCAL_DEVICE_IP = "10.161.0.34", "127.0.161.34"
-DEVICE_ID = "9f05b260-26ca-46f7-98c3-ad88e411a989"
-PORT_ID = "5b2dee2e-7420-4cd4-b270-5081eb9eb371"
-TENANT_ID = "0b576f6f4cbf414f829cd12f008bf08f"
+SEED_DEVICE_IP, LOCAL_DEVICE_IP = "10.161.0.34", demo.DEVICE_IP
+DEVICE_ID, PORT_ID, TENANT_ID = demo.DEVICE["id"], demo.PORT["id"], demo.TENANT
 
 
 def records() -> list[tuple[str, Any]]:
@@ -33,9 +33,7 @@ def record(prefix: str, index: int = 0) -> Any:
 
 def device_body() -> dict[str, Any]:
     """The port's device, as an API server would store it (the seed shows only the port)."""
-    return {"id": DEVICE_ID, "name": "QFX-NW02", "hostname": "QFX-NW02", "existing": "new", "type": "tor",
-            "management_ip_address": LOCAL_DEVICE_IP, "public_ip_address": LOCAL_DEVICE_IP,
-            "tenant_id": TENANT_ID, "status": "PENDING_CREATE", "tags": {}, "description": ""}
+    return dict(demo.DEVICE)
 
 
 def without_suffix(job_id: str) -> str:

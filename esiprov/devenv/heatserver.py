@@ -16,9 +16,8 @@ import subprocess
 import tempfile
 import urllib.request
 from pathlib import Path
-from types import TracebackType
 
-from esiprov.devenv.process import Service, ServiceError, free_port, tcp_open
+from esiprov.devenv.process import LocalServer, ServiceError, free_port, tcp_open
 
 HEAT_FILES = Path(__file__).resolve().parent / "heat_files"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +30,7 @@ def default_venv() -> Path:
     return Path(os.environ.get("ESIPROV_HEAT_VENV") or REPO_ROOT / ".venv-heat")
 
 
-class HeatServer:
+class HeatServer(LocalServer):
     """A Heat API + engine on 127.0.0.1 and a free port; a context manager that stops it.
 
     ``url`` has the ``{tenant_id}`` placeholder, the format ESIPROV_HEAT_URL uses.
@@ -41,10 +40,10 @@ class HeatServer:
     host = "127.0.0.1"
 
     def __init__(self, work_dir: Path, venv: Path | None = None) -> None:
+        super().__init__(log_dir=Path(work_dir))
         self.work_dir = Path(work_dir)
         self.venv = Path(venv) if venv is not None else default_venv()
         self.port = 0
-        self._service: Service | None = None
 
     @property
     def url(self) -> str:
@@ -70,18 +69,9 @@ class HeatServer:
         conf = self._render_conf(state)
         self._prepare_db(conf, state / "heat.sqlite")
         self.port = free_port(self.host)
-        service = Service(
-            "heat",
-            [str(self.venv / "bin" / "python"), "-W", "ignore", str(HEAT_FILES / "allinone.py"),
-             "--bind", self.host, "--port", str(self.port), "--", "--config-file", str(conf)],
-            log_dir=self.work_dir)
-        self._service = service.start(self._lists_stacks, timeout)  # stops itself if it fails
-        return self
-
-    def stop(self) -> None:
-        if self._service is not None:
-            self._service.stop()
-            self._service = None
+        argv = [str(self.venv / "bin" / "python"), "-W", "ignore", str(HEAT_FILES / "allinone.py"),
+                "--bind", self.host, "--port", str(self.port), "--", "--config-file", str(conf)]
+        return self._launch("heat", argv, self._lists_stacks, timeout)
 
     def _render_conf(self, state: Path) -> Path:
         text = (HEAT_FILES / "heat.conf.in").read_text()
@@ -121,10 +111,3 @@ class HeatServer:
         url = f"http://{self.host}:{self.port}/v1/{PROBE_TENANT}/stacks"
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.status == 200
-
-    def __enter__(self) -> HeatServer:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

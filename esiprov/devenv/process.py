@@ -6,7 +6,9 @@ answers, and stopped (TERM, then KILL) when the ``with`` block ends.
 """
 from __future__ import annotations
 
+import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +54,14 @@ def tcp_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the parent dies, so a killed test run leaves no services behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Service:
     """One child process with a log file; a context manager that always stops it."""
 
@@ -69,7 +79,8 @@ class Service:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env, cwd=self.cwd, start_new_session=True)
+                                         env=self.env, cwd=self.cwd, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         try:
             wait_until(lambda: self._alive() and ready(), timeout, self.name)
         except TimeoutError as exc:
@@ -117,6 +128,53 @@ class Service:
 
     def __enter__(self) -> "Service":
         return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class LocalServer:
+    """Base of the devenv launchers: one Service, with a scratch dir of its own that stop() removes.
+
+    Subclasses implement ``start()`` by preparing ``workdir`` and calling ``_launch``.
+    ``with X().start() as x`` and ``with X() as x`` both start it exactly once.
+    """
+
+    def __init__(self, log_dir: Path | None = None) -> None:
+        self._log_dir = log_dir
+        self.workdir: Path | None = None  # scratch dir, removed by stop()
+        self._service: Service | None = None
+
+    def start(self) -> "LocalServer":
+        raise NotImplementedError
+
+    def _launch(self, name: str, argv: Sequence[str], ready: Callable[[], bool], timeout: float,
+                env: dict[str, str] | None = None) -> "LocalServer":
+        """Start the process and wait for ``ready``; on any failure clean everything up and re-raise."""
+        self._service = Service(name, argv, self._log_dir or self.workdir, env)
+        try:
+            self._service.start(ready, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the process and delete the scratch dir."""
+        if self._service is not None:
+            self._service.stop()
+            self._service = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def kill(self) -> None:
+        """SIGKILL the process, as a crash would; the scratch dir stays until stop()."""
+        if self._service is not None:
+            self._service.kill()
+
+    def __enter__(self) -> "LocalServer":
+        return self if self._service is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

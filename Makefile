@@ -1,0 +1,55 @@
+# esiprov developer and CI entry points. `make help` lists the targets.
+#
+# Everything runs from this directory: the project venv is .venv, OpenStack Heat
+# gets its own .venv-heat (its pins must not leak into ours). Tests start their
+# own etcd, Redis, Heat and snmpsim on free loopback ports; no system service is used.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+HEAT_VENV := .venv-heat
+FLOWER_PORT ?= 5555
+# Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian).
+DEB_PACKAGES := etcd-server etcd-client redis-server libsnmp-dev snmp build-essential python3-venv python3-dev
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.DEFAULT_GOAL := help
+.PHONY: help deps venv heat-venv test unit demo flower clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install the Debian packages that are missing (apt-get update runs only if one is)
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; else \
+	    echo "deps: installing" $$missing; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing </dev/null; fi
+
+venv: $(VENV)/.esiprov-installed ## create .venv and pip install -e '.[test]' (again only when setup.cfg changes)
+
+$(VENV)/.esiprov-installed: setup.cfg pyproject.toml | deps
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+heat-venv: deps ## create .venv-heat with the pinned OpenStack Heat (idempotent)
+	esiprov/devenv/heat_files/install.sh $(HEAT_VENV)
+
+test: deps venv heat-venv ## run every test (unit and integration, real services)
+	$(VENV)/bin/python -m pytest -q
+
+unit: venv ## run the unit tests only (fast, no services)
+	$(VENV)/bin/python -m pytest -q tests/unit
+
+demo: deps venv heat-venv ## run the end-to-end demo on local services
+	$(VENV)/bin/python -m esiprov.devenv.demo
+
+flower: venv ## run Flower on 127.0.0.1:FLOWER_PORT (5555); FLOWER_UNAUTHENTICATED_API=true opens its /api without auth
+	$(VENV)/bin/celery -A tasks flower --address=127.0.0.1 --port=$(FLOWER_PORT)
+
+clean: ## remove the venvs, caches and build leftovers
+	rm -rf $(VENV) $(HEAT_VENV) .pytest_cache build *.egg-info .devenv
+	find esiprov tasks tests bench -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,141 @@
+"""Emulated switches: one snmpsim process, one SNMP engine per switch on its own 127.0.x.y.
+
+Every switch listens on the same UDP port at its own loopback address and is
+read with its community, as real switches would be. Choices, and why:
+
+- One ``--v3-engine-id`` group per switch (its own ``--data-dir`` and
+  ``--agent-udpv4-endpoint``). snmpsim's documented per-address layout
+  (``<community>/<transport-id>.snmprec``) is dead in snmpsim 1.2.2 with
+  pysnmp 7: its ``handleMgmtOperation`` overrides are never called (pysnmp
+  renamed the hook), so switches sharing a community could not differ.
+- Port flips rewrite the switch's .snmprec instead of using the writecache
+  variation: writecache keys its values by OID alone, process-wide, so two
+  switches with the same ifIndex would flip together. snmpsim re-reads a data
+  file when its mtime changes, in whole seconds, so each write moves the mtime
+  to a new second.
+- ``stop_answering`` removes the data file: snmpsim then fails inside the
+  request (a traceback in its log) and sends nothing, like a dead agent,
+  while the other switches keep answering. ``resume`` writes it back.
+- sysUpTime uses the numeric variation (100 ticks/s since the simulator
+  started), so it advances like a real agent's.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from esiprov.devenv.process import LocalServer, ServiceError, free_port, wait_until
+from esiprov.settings import Settings
+from esiprov.snmp import DOWN, FAIL, IF_NAME, IF_OPER_STATUS, SYS_UPTIME, UP, SnmpProbe
+
+FIRST_IF_INDEX = 501
+SYS_DESCR = "1.3.6.1.2.1.1.1.0"
+SYS_NAME = "1.3.6.1.2.1.1.5.0"
+IF_NUMBER = "1.3.6.1.2.1.2.1.0"
+IF_INDEX = "1.3.6.1.2.1.2.2.1.1"
+IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One emulated switch: loopback address, read community, interface names (ifName)."""
+
+    ip: str
+    community: str
+    ports: tuple[str, ...]
+    name: str = ""
+
+    @property
+    def sys_name(self) -> str:
+        return self.name or f"sw-{self.ip}"
+
+
+class Switches(LocalServer):
+    """Run the switches in one snmpsim process; flip ports and silence agents at runtime."""
+
+    def __init__(self, switches: Iterable[Switch], log_dir: Path | None = None) -> None:
+        super().__init__(log_dir)
+        self.switches = {switch.ip: switch for switch in switches}
+        self.port = 0
+        self._up = {(s.ip, name): True for s in self.switches.values() for name in s.ports}
+        self._silent: set[str] = set()
+        self._mtimes: dict[str, int] = {}
+
+    def start(self, timeout: float = 30.0) -> "Switches":
+        """Write the data files, start snmpsim, wait until every switch answers sysUpTime."""
+        responder = Path(sys.executable).with_name("snmpsim-command-responder")
+        if not responder.exists():
+            raise ServiceError(f"{responder} not found: install the test extra (pip install -e '.[test]')")
+        self.workdir = Path(tempfile.mkdtemp(prefix="esiprov-switches-"))
+        self.port = free_port("127.0.0.1", socket.SOCK_DGRAM)
+        argv = [str(responder), f"--cache-dir={self.workdir / 'cache'}", "--log-level=error"]
+        for ip in self.switches:
+            self._write(ip)
+            argv += ["--v3-engine-id=auto", f"--data-dir={self.workdir / ip}",
+                     f"--agent-udpv4-endpoint={ip}:{self.port}"]
+        return self._launch("snmpsim", argv, lambda: all(self._answers(ip) for ip in self.switches),
+                            timeout, env={"SNMPSIM_ALLOW_ROOT": "true"})
+
+    def set_port(self, ip: str, name: str, up: bool) -> None:
+        """Set ifOperStatus of port ``name`` and wait until a GET returns the new value."""
+        if (ip, name) not in self._up:
+            raise KeyError(f"switch {ip} has no port {name!r}")
+        self._up[ip, name] = up
+        if ip in self._silent:
+            return  # written by resume()
+        self._write(ip)
+        expected = UP if up else DOWN
+        wait_until(lambda: self._probe().port_status(ip, self.switches[ip].community, name) == expected,
+                   5.0, f"port {name} of {ip} {expected}")
+
+    def stop_answering(self, ip: str) -> None:
+        """Make the switch at ``ip`` send no replies at all until resume()."""
+        self._silent.add(ip)
+        self._data_file(ip).unlink(missing_ok=True)
+        wait_until(lambda: not self._answers(ip), 5.0, f"{ip} silent")
+
+    def resume(self, ip: str) -> None:
+        """Let the switch at ``ip`` answer again, with its current port states."""
+        self._silent.discard(ip)
+        self._write(ip)
+        wait_until(lambda: self._answers(ip), 5.0, f"{ip} answering")
+
+    def _answers(self, ip: str) -> bool:
+        return self._probe().device_status(ip, self.switches[ip].community) != FAIL
+
+    def _probe(self) -> SnmpProbe:
+        return SnmpProbe(Settings(snmp_port=self.port, snmp_timeout=0.3), retries=0)
+
+    def _data_file(self, ip: str) -> Path:
+        return self.workdir / ip / f"{self.switches[ip].community}.snmprec"
+
+    def _write(self, ip: str) -> None:
+        """Replace the switch's .snmprec atomically, with an mtime in a new second."""
+        path = self._data_file(ip)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self._records(self.switches[ip]))
+        mtime = max(int(time.time()), self._mtimes.get(ip, 0) + 1)
+        os.utime(tmp, (mtime, mtime))
+        os.replace(tmp, path)
+        self._mtimes[ip] = mtime
+
+    def _records(self, switch: Switch) -> str:
+        """snmprec lines (OID|tag|value), sorted numerically by OID as snmpsim requires."""
+        rows = [(SYS_DESCR, "4", "esiprov emulated switch (snmpsim)"),
+                (SYS_UPTIME, "67:numeric", "rate=100"),
+                (SYS_NAME, "4", switch.sys_name),
+                (IF_NUMBER, "2", str(len(switch.ports)))]
+        for index, name in enumerate(switch.ports, FIRST_IF_INDEX):
+            rows += [(f"{IF_INDEX}.{index}", "2", str(index)),
+                     (f"{IF_DESCR}.{index}", "4", name),
+                     (f"{IF_OPER_STATUS}.{index}", "2", "1" if self._up[switch.ip, name] else "2"),
+                     (f"{IF_NAME}.{index}", "4", name)]
+        rows.sort(key=lambda row: tuple(int(part) for part in row[0].split(".")))
+        return "".join(f"{oid}|{tag}|{value}\n" for oid, tag, value in rows)

@@ -1,0 +1,117 @@
+"""SnmpProbe against real snmpsim switches on 127.0.161.x (see tests/fixtures/services.py)."""
+from __future__ import annotations
+
+import time
+
+import easysnmp
+import pytest
+
+from esiprov.devenv.switches import Switches
+from esiprov.settings import Settings
+from esiprov.snmp import DOWN, FAIL, UP, SnmpProbe, SnmpUnreachable
+from tests.fixtures.services import COMMUNITY, COMMUNITY_TOKEN, NO_AGENT_IP, SWITCH_A, SWITCH_B
+
+A, B = SWITCH_A.ip, SWITCH_B.ip
+
+
+@pytest.fixture
+def probe(snmp_settings: Settings) -> SnmpProbe:
+    return SnmpProbe(snmp_settings)
+
+
+def test_an_up_port_reads_UP(probe: SnmpProbe) -> None:
+    assert probe.port_status(A, COMMUNITY_TOKEN, "xe-0/0/4") == UP
+
+
+def test_a_port_set_down_reads_DOWN_and_UP_again_after_flipping_back(
+        probe: SnmpProbe, switches: Switches) -> None:
+    try:
+        switches.set_port(A, "xe-0/0/4", up=False)
+        assert probe.port_status(A, COMMUNITY_TOKEN, "xe-0/0/4") == DOWN
+        assert probe.port_status(A, COMMUNITY_TOKEN, "xe-0/0/3") == UP
+    finally:
+        switches.set_port(A, "xe-0/0/4", up=True)
+    assert probe.port_status(A, COMMUNITY_TOKEN, "xe-0/0/4") == UP
+
+
+def test_an_unknown_port_name_reads_FAIL(probe: SnmpProbe) -> None:
+    assert probe.port_status(A, COMMUNITY_TOKEN, "xe-9/9/9") == FAIL
+
+
+def test_a_switch_that_answers_sysUpTime_is_UP(probe: SnmpProbe) -> None:
+    assert probe.device_status(A, COMMUNITY_TOKEN) == UP
+
+
+def test_sysUpTime_advances_like_a_real_agent(probe: SnmpProbe) -> None:
+    first = probe.uptime(A, COMMUNITY_TOKEN)
+    time.sleep(0.2)
+    assert probe.uptime(A, COMMUNITY_TOKEN) >= first + 10  # TimeTicks are 1/100 s
+
+
+def test_port_statuses_returns_every_port_of_a_switch_from_one_walk(
+        probe: SnmpProbe, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counted(name: str):
+        real = getattr(easysnmp.Session, name)
+
+        def call(self, *args, **kwargs):
+            calls.append(name)
+            return real(self, *args, **kwargs)
+        return call
+
+    for name in ("get", "walk", "bulkwalk"):
+        monkeypatch.setattr(easysnmp.Session, name, counted(name))
+    assert probe.port_statuses(A, COMMUNITY_TOKEN) == {name: UP for name in SWITCH_A.ports}
+    assert calls == ["bulkwalk"]
+
+
+def test_switches_sharing_a_community_each_answer_with_their_own_ports(probe: SnmpProbe) -> None:
+    assert set(probe.port_statuses(B, COMMUNITY_TOKEN)) == set(SWITCH_B.ports)
+    assert probe.port_status(B, COMMUNITY_TOKEN, "xe-0/0/4") == FAIL
+
+
+def test_a_port_flip_on_one_switch_leaves_the_other_switch_alone(
+        probe: SnmpProbe, switches: Switches) -> None:
+    try:
+        switches.set_port(B, "ge-0/0/1", up=False)
+        assert probe.port_statuses(A, COMMUNITY_TOKEN) == {name: UP for name in SWITCH_A.ports}
+    finally:
+        switches.set_port(B, "ge-0/0/1", up=True)
+
+
+def test_an_address_without_agent_gives_FAIL_within_the_timeout(probe: SnmpProbe) -> None:
+    for check in (lambda: probe.device_status(NO_AGENT_IP, COMMUNITY_TOKEN),
+                  lambda: probe.port_status(NO_AGENT_IP, COMMUNITY_TOKEN, "xe-0/0/4")):
+        started = time.monotonic()
+        assert check() == FAIL
+        assert time.monotonic() - started < probe.max_wait + 0.5
+
+
+def test_an_address_without_agent_raises_SnmpUnreachable_from_port_statuses(probe: SnmpProbe) -> None:
+    started = time.monotonic()
+    with pytest.raises(SnmpUnreachable, match=NO_AGENT_IP):
+        probe.port_statuses(NO_AGENT_IP, COMMUNITY_TOKEN)
+    assert time.monotonic() - started < probe.max_wait + 0.5
+
+
+def test_a_wrong_community_gets_no_answer_like_a_real_agent(probe: SnmpProbe) -> None:
+    assert probe.device_status(A, "not-the-community") == FAIL
+
+
+def test_the_community_never_appears_in_SnmpUnreachable(probe: SnmpProbe) -> None:
+    with pytest.raises(SnmpUnreachable) as caught:
+        probe.uptime(NO_AGENT_IP, COMMUNITY_TOKEN)
+    text = f"{caught.value!s} {caught.value!r} {caught.value.__cause__!r} {caught.value.__context__!r}"
+    assert COMMUNITY not in text and COMMUNITY_TOKEN not in text
+
+
+def test_a_silenced_switch_reads_FAIL_until_it_resumes(probe: SnmpProbe, switches: Switches) -> None:
+    try:
+        switches.stop_answering(B)
+        assert probe.device_status(B, COMMUNITY_TOKEN) == FAIL
+        assert probe.port_status(B, COMMUNITY_TOKEN, "ge-0/0/0") == FAIL
+        assert probe.device_status(A, COMMUNITY_TOKEN) == UP
+    finally:
+        switches.resume(B)
+    assert probe.port_status(B, COMMUNITY_TOKEN, "ge-0/0/0") == UP
