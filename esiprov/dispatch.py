@@ -27,10 +27,15 @@ def task_name(handler: str) -> str:
 
 
 def claim(store: Store, plan: Plan) -> bool:
-    """Write the jobs and the workflow record; False when a workflow of the resource is in flight."""
+    """Write the jobs, the workflow record and esiprov's copy of the config in one transaction.
+
+    False (nothing written) when a workflow of the resource is in flight. The copy
+    lets a config deleted outright still be deleted from Heat.
+    """
     resource = plan.resource
     workflow = {"version": resource.version, "action": plan.action, "jobs": [job.id for job in plan.jobs]}
-    puts = {keys.workflow(resource.rtype, resource.rid): workflow}
+    copy = {"body": resource.body, "version": resource.version, "deleted": False}
+    puts = {keys.workflow(resource.rtype, resource.rid): workflow, keys.worker_config(resource.rtype, resource.rid): copy}
     puts.update({keys.job(job.id): [job.handler, job.document(), 0] for job in plan.jobs})
     return store.commit([Compare.absent(keys.workflow(resource.rtype, resource.rid))], puts)
 

@@ -15,6 +15,7 @@ SCHEMA = f"{WORKER}schema"
 WORKFLOWS = f"{WORKER}workflows/{API}/"
 TARGETS = f"{WORKER}monitoring_targets/{API}/"
 FAILURES = f"{WORKER}failures/"
+HEAT_OPS = f"{WORKER}heat_ops/"
 
 
 def plural(rtype: str) -> str:
@@ -51,6 +52,22 @@ def workflow(rtype: str, rid: str) -> str:
 
 def target(rtype: str, rid: str) -> str:
     return f"{TARGETS}{plural(rtype)}/{rid}"
+
+
+def worker_config(rtype: str, rid: str) -> str:
+    """esiprov's copy of the last applied config (the body as an object), as the reference keeps it."""
+    return f"{WORKER}config/{API}/{plural(rtype)}/{rid}"
+
+
+def heat_op(job_id: str) -> str:
+    """Which Heat operation a job sent, and for which attempt: sent once per attempt."""
+    return f"{HEAT_OPS}{job_id}"
+
+
+def resource_records(rtype: str, rid: str) -> list[str]:
+    """Every key esiprov keeps for one resource (cleaned up when the resource is gone)."""
+    return [worker_config(rtype, rid), heat_stack(rtype, rid), job_state(rtype, rid),
+            workflow(rtype, rid), target(rtype, rid), monitoring(rtype, rid)]
 
 
 def failure(job_id: str) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esiprov import keys, templates
-from esiprov.mappings import MappingError
+from esiprov.mappings import Evaluator, MappingError, Resolved, Subject
 from esiprov.model import BadConfig, Job, ResourceVersion, envelope_version, parse_envelope
 from esiprov.store import Store
 from esiprov.templates import Schema, Template, TemplateError
@@ -36,6 +36,8 @@ class Plan:
     action: str | None
     #: empty for a type with no template: not workable, /state READ_COMPLETE
     jobs: list[Job] = field(default_factory=list)
+    #: the version /state holds (0: none)
+    applied: int = 0
 
 
 def job_id(action: str, handler: str, rtype: str, rid: str, version: int) -> str:
@@ -87,11 +89,21 @@ def plan(store: Store, rtype: str, rid: str) -> Plan | None:
         raise PlanError(str(exc), rtype, rid, version, CREATE if state is None else MODIFY) from None
     action = next_action(resource, state)
     if action is None:
-        return Plan(resource, None)
+        return Plan(resource, None, applied=envelope_version(state))
+    return _planned(store, resource, action)
+
+
+def plan_deletion(store: Store, rtype: str, rid: str, applied: dict[str, Any]) -> Plan:
+    """A config deleted outright: delete what its last applied version (esiprov's copy) provisioned."""
+    resource = ResourceVersion(rtype, rid, applied["version"] + 1, applied["body"], marked_for_deletion=True)
+    return _planned(store, resource, DELETE)
+
+
+def _planned(store: Store, resource: ResourceVersion, action: str) -> Plan:
     try:
         return Plan(resource, action, build_jobs(store, resource, action))
     except (MappingError, TemplateError) as exc:
-        raise PlanError(str(exc), rtype, rid, resource.version, action) from None
+        raise PlanError(str(exc), resource.rtype, resource.rid, resource.version, action) from None
 
 
 def build_jobs(store: Store, resource: ResourceVersion, action: str) -> list[Job]:
@@ -100,23 +112,36 @@ def build_jobs(store: Store, resource: ResourceVersion, action: str) -> list[Job
     evaluate = schema.evaluator(fetch)
     subject = schema.subject(resource)
     chosen = schema.choose(resource, fetch)
+    if action == DELETE:
+        chosen.reverse()  # monitoring goes before the stack, as in the reference system
     jobs = []
     for index, (handler, name) in enumerate(chosen):
         template = templates.read(store, name)
         if template.handler != handler:
             raise TemplateError(f"template {name} is for {template.handler}, not {handler}")
-        params = [evaluate(mapping, subject).param(param)
+        params = [_param(evaluate, param, mapping, subject, lenient=action == DELETE)
                   for param, mapping in template.parameter_mappings.items()]
         jobs.append(Job(
             id=job_id(action, handler, resource.rtype, resource.rid, resource.version),
             action=action, handler=handler, resource_type=resource.rtype, resource_id=resource.rid,
             version=resource.version, job_name=f"{resource.name}:{resource.version}",
-            is_first=index == 0, is_last=index == len(chosen) - 1, on_failure="fail",
+            is_first=index == 0, is_last=index == len(chosen) - 1,
+            on_failure="ignore" if action == DELETE and index < len(chosen) - 1 else "fail",
             params=params, resource_input=resource.body,
             dependency=[jobs[-1].id] if jobs else []))
     if jobs:
         jobs[0].dependency = in_flight_dependencies(store, jobs)
     return jobs
+
+
+def _param(evaluate: Evaluator, name: str, mapping: Any, subject: Subject, lenient: bool) -> dict[str, Any]:
+    """One job param; a delete plans on even when a referenced resource is already gone."""
+    try:
+        return evaluate.param(name, mapping, subject)
+    except MappingError:
+        if not lenient:
+            raise
+        return Resolved("value", None).param(name)
 
 
 def in_flight_dependencies(store: Store, jobs: list[Job]) -> list[str]:

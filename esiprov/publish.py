@@ -56,11 +56,15 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
     job_state = store.value(keys.job_state(rtype, rid)) or {}
     document = {"state": compose_state(job_state, worker_state(workflow["action"], "COMPLETED")),
                 "version": version, "error": ""}
-    puts, deletes = {}, [keys.job_state(rtype, rid), keys.workflow(rtype, rid)]
-    deletes += [keys.job(job_id) for job_id in workflow.get("jobs", [])]
+    puts: dict[str, Any] = {}
+    deletes = [keys.job_state(rtype, rid), keys.workflow(rtype, rid)]
+    deletes += [key for job_id in workflow.get("jobs", []) for key in (keys.job(job_id), keys.heat_op(job_id))]
     target = store.value(keys.target(rtype, rid))
     if isinstance(target, dict) and target.get("version") == version:
         puts[keys.monitoring(rtype, rid)] = {"version": version, target["field"]: target["status"]}
+    if workflow["action"] == "logical_delete":
+        copy = store.value(keys.worker_config(rtype, rid)) or {}
+        puts[keys.worker_config(rtype, rid)] = {**copy, "deleted": True}
     return _write_state(store, rtype, rid, version, document, puts, deletes)
 
 

@@ -17,9 +17,11 @@ from esiprov.store import Store
 
 log = logging.getLogger(__name__)
 
+DELETED = publish.worker_state(planner.DELETE, "COMPLETED")
+
 #: outcomes, as reported by resync
-ABSENT, CURRENT, FAILED, READ, DISPATCHED, IN_FLIGHT = (
-    "absent", "current", "failed", "read", "dispatched", "in flight")
+ABSENT, CURRENT, FAILED, READ, DISPATCHED, IN_FLIGHT, FORGOTTEN = (
+    "absent", "current", "failed", "read", "dispatched", "in flight", "forgotten")
 
 
 def reconcile(store: Store, app: Celery, rtype: str, rid: str) -> str:
@@ -30,13 +32,48 @@ def reconcile(store: Store, app: Celery, rtype: str, rid: str) -> str:
         publish.fail(store, exc.rtype, exc.rid, exc.version, exc.action, str(exc))
         return FAILED
     if plan is None:
-        return ABSENT
+        return _gone(store, app, rtype, rid)
     if plan.action is None:
+        if plan.resource.version < plan.applied:
+            log.warning("%s: config version %s is older than the applied version %s; ignored",
+                        plan.resource.name, plan.resource.version, plan.applied)
         return CURRENT
     if not plan.jobs:
         publish.read_complete(store, rtype, rid, plan.resource.version)
         return READ
     return DISPATCHED if dispatch(store, app, plan) else IN_FLIGHT
+
+
+def _gone(store: Store, app: Celery, rtype: str, rid: str) -> str:
+    """/config is gone: delete what is still provisioned, then forget the resource."""
+    if store.get(keys.workflow(rtype, rid)) is not None:
+        return IN_FLIGHT
+    copy = store.value(keys.worker_config(rtype, rid))
+    if isinstance(copy, dict) and not copy.get("deleted"):
+        try:
+            plan = planner.plan_deletion(store, rtype, rid, copy)
+        except planner.PlanError as exc:
+            publish.fail(store, exc.rtype, exc.rid, exc.version, exc.action, str(exc))
+            return FAILED
+        return DISPATCHED if dispatch(store, app, plan) else IN_FLIGHT
+    return FORGOTTEN if forget(store, rtype, rid) else ABSENT
+
+
+def forget(store: Store, rtype: str, rid: str) -> bool:
+    """Remove every record esiprov keeps for a deleted resource (and its deleted /state); False if none."""
+    marker = f":{rtype}:{rid}:"
+    jobs = [entry.key for entry in store.range(keys.JOBS, keys_only=True)[0] if marker in entry.key]
+    job_ids = [key[len(keys.JOBS):] for key in jobs]
+    state = store.value(keys.state(rtype, rid))
+    records = keys.resource_records(rtype, rid) + jobs
+    records += [key for job_id in job_ids for key in (keys.failure(job_id), keys.heat_op(job_id))]
+    if isinstance(state, dict) and state.get("state", {}).get("worker_state") == DELETED:
+        records.append(keys.state(rtype, rid))
+    present = [key for key in records if store.get(key) is not None]
+    if present:
+        store.commit(deletes=present)
+        log.info("%s %s: forgotten (%s records removed)", rtype, rid, len(present))
+    return bool(present)
 
 
 def config_resources(store: Store) -> Iterator[tuple[str, str]]:

@@ -4,25 +4,33 @@ Templates live in etcd (``/config/v2.0/heat_templates/<name>``, the API server's
 envelope) so operators change them without a release; ``esiprov templates load``
 writes the ones shipped in ``heat_templates/``. The schema (template mappings per
 handler and type, body defaults, foreign-key relations) ships beside them as
-``schema.yaml`` and is stored at ``/esi-worker/schema``.
+``schema.yaml`` and is stored at ``/esi-worker/schema``. Templates and schema are
+validated before anything is written: a bad template found when a resource uses it
+would fail that resource's jobs, long after the operator who wrote it has moved on.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import jinja2
+import jinja2.meta
 import yaml
 
 from esiprov import keys
-from esiprov.mappings import Evaluator, Fetch, Subject
+from esiprov.mappings import Evaluator, Fetch, MappingError, Subject, located, parse
 from esiprov.model import ResourceVersion, parse_envelope
 from esiprov.store import Store
 
+T = TypeVar("T")
 SHIPPED = Path(__file__).resolve().parent.parent / "heat_templates"
 SCHEMA_FILE = "schema.yaml"
+HEAT, MONITORING = "heat_worker", "monitoring_worker"
+HANDLERS = (HEAT, MONITORING)
+#: params that are not HOT parameters: the stack timeout, and the variables of Jinja templates
+TIMEOUT_PARAM, JINJA_PREFIX = "heat_timeout", "jinja_"
 
 
 class TemplateError(ValueError):
@@ -76,7 +84,8 @@ class Schema:
         for handler, by_type in self.template_mappings.items():
             if resource.rtype not in by_type:
                 continue
-            name = evaluate(by_type[resource.rtype], self.subject(resource)).value
+            label = f"{handler} template mapping of {resource.rtype}"
+            name = evaluate.labelled(label, by_type[resource.rtype], self.subject(resource)).value
             if name is not None:
                 chosen.append((handler, str(name)))
         return chosen
@@ -101,25 +110,162 @@ def parse_template(doc: Any, where: str) -> Template:
 
 
 def load_dir(directory: Path) -> tuple[Schema, list[Template]]:
-    """The schema and every ``*.yaml`` template of a directory."""
+    """The schema and every ``*.yaml`` template of a directory, validated; one TemplateError lists every problem."""
     directory = Path(directory)
     if not directory.is_dir():
         raise TemplateError(f"{directory}: not a directory")
-    schema = parse_schema(_yaml(directory / SCHEMA_FILE), str(directory / SCHEMA_FILE))
-    found = [parse_template(_yaml(path), str(path))
-             for path in sorted(directory.glob("*.yaml")) if path.name != SCHEMA_FILE]
+    problems: list[str] = []
+    schema = _collect(problems, parse_schema, directory / SCHEMA_FILE)
+    found = [template for path in sorted(directory.glob("*.yaml")) if path.name != SCHEMA_FILE
+             if (template := _collect(problems, parse_template, path)) is not None]
+    problems += problems_of(schema, found)
+    if problems or schema is None:
+        raise TemplateError(_report(problems))
     return schema, found
+
+
+def _collect(problems: list[str], parse_doc: Callable[[Any, str], T], path: Path) -> T | None:
+    """The parsed file, or None with its problem appended: every file's problems are reported at once."""
+    try:
+        return parse_doc(_yaml(path), str(path))
+    except TemplateError as exc:
+        problems.append(str(exc))
+        return None
 
 
 def _yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise TemplateError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise TemplateError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: PyYAML's own message spans several, with the offending text."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}: " if mark is not None else ""
+    return where + str(getattr(exc, "problem", None) or " ".join(str(exc).split()))
+
+
+def validate(schema: Schema | None, found: list[Template]) -> None:
+    """Raise one TemplateError listing every problem of the schema and templates (one per line)."""
+    problems = problems_of(schema, found)
+    if problems:
+        raise TemplateError(_report(problems))
+
+
+def _report(problems: list[str]) -> str:
+    count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    return f"{count} in the templates; nothing was written:\n" + "\n".join(f"  {p}" for p in problems)
+
+
+def problems_of(schema: Schema | None, found: list[Template]) -> list[str]:
+    ids = [t.id for t in found]
+    problems = [f"template {name}: defined more than once" for name in dict.fromkeys(ids) if ids.count(name) > 1]
+    problems += schema_problems(schema) if schema is not None else []
+    return problems + [p for template in found for p in template_problems(template)]
+
+
+def schema_problems(schema: Schema) -> list[str]:
+    """Handlers known, template mappings parse, relations and defaults have the right shape."""
+    problems = []
+    for handler, by_type in schema.template_mappings.items():
+        where = f"schema template_mappings {handler}"
+        if handler not in HANDLERS:
+            problems.append(f"{where}: unknown handler (known: {', '.join(HANDLERS)})")
+        if not isinstance(by_type, dict):
+            problems.append(f"{where}: must map resource types to template mappings")
+            continue
+        problems += [error for rtype, mapping in by_type.items()
+                     for error in _mapping_problems(f"{where} {rtype}", mapping)]
+    if not _by_type(schema.relations, str):
+        problems.append("schema relations: must map each resource type to {foreign-key field: type}")
+    if not _by_type(schema.defaults, object):
+        problems.append("schema defaults: must map each resource type to {field: default value}")
+    return problems
+
+
+def _by_type(table: Any, kind: type) -> bool:
+    """Whether ``table`` is {resource type: {field: <kind>}}."""
+    return isinstance(table, dict) and all(
+        isinstance(fields, dict) and all(isinstance(v, kind) for v in fields.values()) for fields in table.values())
+
+
+def template_problems(template: Template) -> list[str]:
+    """Handler known, mappings parse, the text renders, and (HOT) every mapped parameter exists."""
+    where = f"template {template.id}"
+    problems = [] if template.handler in HANDLERS else \
+        [f"{where}: unknown handler {template.handler!r} (known: {', '.join(HANDLERS)})"]
+    problems += [error for name, mapping in template.parameter_mappings.items()
+                 for error in _mapping_problems(f"{where} parameter {name}", mapping)]
+    try:
+        document = yaml.safe_load(_render_placeholders(template))
+    except TemplateError as exc:
+        return problems + [f"{where}: {exc}"]
+    except yaml.YAMLError as exc:
+        return problems + [f"{where}: template_file is not valid YAML ({_yaml_problem(exc)})"]
+    if template.handler == MONITORING and not _one_target(document):
+        problems.append(f"{where}: template_file must render to one field whose value describes the target")
+    if template.handler == HEAT:
+        problems += _hot_problems(template, document, where)
+    return problems
+
+
+def _mapping_problems(label: str, mapping: Any) -> list[str]:
+    try:
+        parse(mapping)
+    except MappingError as exc:
+        return [str(located(label, mapping, exc))]
+    return []
+
+
+def _render_placeholders(template: Template) -> str:
+    """The text rendered as the worker renders it, each variable standing for itself.
+
+    Heat templates see only ``jinja_*`` params, monitoring templates every param; a variable
+    no param supplies would fail every job of the template.
+    """
+    env = jinja2.Environment(undefined=jinja2.ChainableUndefined)
+    try:
+        variables = jinja2.meta.find_undeclared_variables(env.parse(template.template_file))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"template_file is not a valid Jinja template (line {exc.lineno}: {exc.message})") from None
+    supplied = {p for p in template.parameter_mappings if template.handler != HEAT or p.startswith(JINJA_PREFIX)}
+    unsupplied = sorted(variables - supplied)
+    if unsupplied:
+        kind = "jinja_* parameter" if template.handler == HEAT else "parameter"
+        raise TemplateError(f"template_file uses {', '.join(unsupplied)}, which no {kind} maps")
+    try:
+        return env.from_string(template.template_file).render({name: name for name in variables})
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"template_file does not render: {exc}") from None
+
+
+def _one_target(document: Any) -> bool:
+    return isinstance(document, dict) and len(document) == 1 and isinstance(next(iter(document.values())), dict)
+
+
+def _hot_problems(template: Template, document: Any, where: str) -> list[str]:
+    """HOT shape, mapped parameters that Heat does not declare, declared ones Heat would lack."""
+    if not isinstance(document, dict) or "heat_template_version" not in document:
+        return [f"{where}: template_file has no heat_template_version (not a HOT template)"]
+    declared = document.get("parameters") or {}
+    if not isinstance(declared, dict):
+        return [f"{where}: template_file's parameters must be a mapping"]
+    sent = [p for p in template.parameter_mappings if p != TIMEOUT_PARAM and not p.startswith(JINJA_PREFIX)]
+    problems = [f"{where} parameter {name}: not declared in the template's HOT parameters" for name in sent
+                if name not in declared]
+    return problems + [f"{where} parameter {name}: declared without a default but not mapped "
+                       "(Heat would refuse the stack)"
+                       for name, spec in declared.items()
+                       if name not in sent and not (isinstance(spec, dict) and "default" in spec)]
 
 
 def save(store: Store, schema: Schema, found: list[Template]) -> None:
-    """Write schema and templates to etcd in one transaction, as the API server's envelopes."""
+    """Validate, then write schema and templates to etcd in one transaction, as the API server's envelopes."""
+    validate(schema, found)
     puts: dict[str, Any] = {keys.SCHEMA: schema.document()}
     for template in found:
         key = keys.template(template.id)

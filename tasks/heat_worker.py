@@ -1,15 +1,19 @@
 """heat_worker: one Heat stack per resource, named ``<type>_<id>``, in the resource's tenant.
 
-Each call looks at the stack and moves it one step (create, or wait while it
-builds) and returns; a building stack is re-checked after a short countdown, so
-no worker slot is held while Heat works. A complete stack is recorded in
-``/esi-worker/heat_stacks/...`` and its outputs merged into job_state.
+Each call moves the stack one step and returns: it sends the job's operation
+(create, update or delete) once per attempt — remembered under
+``/esi-worker/heat_ops/<job id>`` — then re-checks the stack after short
+countdowns, so no worker slot is held while Heat works. A finished stack is
+recorded in ``/esi-worker/heat_stacks/...`` and its outputs merged into job_state.
+A requeued job (its attempt counter went up) sends its operation again, so a
+stack left ``*_FAILED`` is retried.
 """
 from __future__ import annotations
 
 from typing import Any
 
 from esiprov import keys, planner
+from esiprov.planner import CREATE, DELETE
 from esiprov.heat import HeatClient, Stack
 from esiprov.model import Job
 from esiprov.settings import current
@@ -58,29 +62,62 @@ def heat_arguments(job: Job, etcd: Store) -> tuple[str, dict[str, Any], int | No
     return planner.template_of(etcd, job).render(jinja), parameters, timeout_mins
 
 
-def record(job: Job, stack: Stack, etcd: Store) -> None:
-    """The heat_stacks document and job_state.heat_outputs, in one transaction."""
-    document = {"id": f"{job.resource_type}:{job.resource_id}", "stack_id": stack.name,
-                "tenant_id": job.resource_input.get("tenant_id", ""), "stack_status": stack.status,
-                "status_reason": stack.status_reason, "output": stack.outputs}
+def record(job: Job, stack: Stack | None, etcd: Store) -> None:
+    """The heat_stacks document and job_state.heat_outputs, in one transaction (None: stack deleted)."""
+    tenant = job.resource_input.get("tenant_id", "")
+    if stack is None:
+        document = {"id": f"{job.resource_type}:{job.resource_id}", "stack_id": "", "tenant_id": tenant,
+                    "stack_status": "DELETE_COMPLETE", "status_reason": "", "output": []}
+    else:
+        document = {"id": f"{job.resource_type}:{job.resource_id}", "stack_id": stack.name, "tenant_id": tenant,
+                    "stack_status": stack.status, "status_reason": stack.status_reason, "output": stack.outputs}
     etcd.update(keys.job_state(job.resource_type, job.resource_id),
-                lambda state: {**(state or {}), "heat_outputs": stack.outputs},
+                lambda state: {**(state or {}), "heat_outputs": document["output"]},
                 extra={keys.heat_stack(job.resource_type, job.resource_id): document})
+
+
+def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | None) -> str | None:
+    """Send the job's Heat operation for this attempt; None when there is nothing to send."""
+    name = stack_name(job)
+    if stack is not None and stack.in_progress:
+        raise NotYet(f"stack {name} is {stack.status} (an earlier operation)", current().heat_poll_interval)
+    if job.action == DELETE:
+        if stack is None:
+            return None
+        client.delete(name)
+        return "delete"
+    if job.action == CREATE and stack is not None and stack.complete:
+        return None  # created by an earlier run of this job: nothing to redo
+    template, parameters, timeout_mins = heat_arguments(job, etcd)
+    if stack is None:
+        client.create(name, template, parameters, timeout_mins)
+        return "create"
+    client.update(name, template, parameters, timeout_mins)
+    return "update"
+
+
+def attempt_of(job: Job, etcd: Store) -> int:
+    entry = etcd.value(keys.job(job.id))
+    return entry[2] if entry else 0
 
 
 @job_step("heat_worker")
 def heat_worker(job: Job, etcd: Store) -> None:
-    """Create the resource's stack (idempotently) and wait for it without holding the worker."""
-    settings = current()
-    client = HeatClient(settings, str(job.resource_input.get("tenant_id", "")))
+    """Create, update or delete the resource's stack, and wait for it without holding the worker."""
+    client = HeatClient(current(), str(job.resource_input.get("tenant_id", "")))
     name = stack_name(job)
     stack = client.get(name)
-    if stack is None:
-        template, parameters, timeout_mins = heat_arguments(job, etcd)
-        client.create(name, template, parameters, timeout_mins)
-        raise NotYet(f"stack {name} was just created", settings.heat_poll_interval)
-    if stack.in_progress:
-        raise NotYet(f"stack {name} is {stack.status}", settings.heat_poll_interval)
-    if stack.failed:
+    attempt = attempt_of(job, etcd)
+    sent = etcd.value(keys.heat_op(job.id))
+    if not isinstance(sent, dict) or sent.get("attempt") != attempt:
+        operation = send_operation(job, etcd, client, stack)
+        if operation is not None:
+            etcd.put(keys.heat_op(job.id), {"attempt": attempt, "operation": operation})
+            raise NotYet(f"{operation} of stack {name} sent", current().heat_poll_interval)
+    if stack is not None and stack.in_progress:
+        raise NotYet(f"stack {name} is {stack.status}", current().heat_poll_interval)
+    if stack is not None and stack.failed:
         raise JobFailed(f"stack {name} is {stack.status}: {stack.status_reason}")
-    record(job, stack, etcd)
+    if stack is None and job.action != DELETE:
+        raise JobFailed(f"stack {name} disappeared from Heat")
+    record(job, stack if job.action != DELETE else None, etcd)

@@ -67,6 +67,21 @@ def load_job(etcd: Store, job_id: str) -> Job | None:
     return None if found is None else Job.from_document(found[1])
 
 
+def wait_for_dependencies(job: Job, etcd: Store) -> None:
+    """NotYet while a job of another resource that this one depends on is still in /jobs/all.
+
+    Jobs of the job's own chain have run already (the chain is ordered); a
+    dependency that failed for good fails this job too.
+    """
+    for dependency in job.dependency:
+        if dependency.split(":")[2:4] == [job.resource_type, job.resource_id]:
+            continue
+        if etcd.get(keys.failure(dependency)) is not None:
+            raise JobFailed(f"job {dependency}, which this job depends on, failed")
+        if etcd.get(keys.job(dependency)) is not None:
+            raise NotYet(f"waiting for {dependency}", current().heat_poll_interval)
+
+
 def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
     """Register ``run(job, store)`` as the Celery task of ``handler``."""
     def register(run: Callable[[Job, Store], None]) -> Task:
@@ -78,6 +93,7 @@ def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
                 log.info("%s: job is gone (finished or superseded); nothing to do", job_id)
                 return
             try:
+                wait_for_dependencies(job, etcd)
                 run(job, etcd)
             except NotYet as wait:
                 _wait(task, etcd, job, wait, current())

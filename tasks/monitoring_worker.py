@@ -4,7 +4,8 @@ The monitoring template renders (with the job's params) to one key, the
 /monitoring field (``port``, ``switch``), describing the target. The target is
 kept under ``/esi-worker/monitoring_targets/...`` for the periodic poller; the
 probe's answer becomes ``job_state.state_monitoring`` (``ACTIVE`` when up) and,
-through finalize, the first ``/monitoring`` value.
+through finalize, the first ``/monitoring`` value (with the job's version). A
+logical_delete removes the target and ``/monitoring``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from esiprov import keys, planner
+from esiprov.planner import DELETE
 from esiprov.model import Job
 from esiprov.settings import current
 from esiprov.snmp import UP, SnmpProbe
@@ -49,7 +51,11 @@ def probe(target: dict[str, Any]) -> str:
 
 @job_step("monitoring_worker")
 def monitoring_worker(job: Job, etcd: Store) -> None:
-    """Register the target and record the first probe in job_state."""
+    """Register the target and record the first probe in job_state (or remove both on delete)."""
+    if job.action == DELETE:
+        etcd.commit(deletes=[keys.target(job.resource_type, job.resource_id),
+                             keys.monitoring(job.resource_type, job.resource_id)])
+        return
     field, target = target_of(job, etcd)
     status = probe(target)
     record = {**target, "field": field, "status": status, "version": job.version,

@@ -62,3 +62,22 @@ def test_commands_say_clearly_when_etcd_is_unreachable():
     assert done.returncode == 1
     assert done.stderr.startswith("esiprov: etcd at 127.0.0.1:9:")
     assert "Traceback" not in done.stderr
+
+
+def test_plan_shows_modify_jobs_for_a_newer_version_and_delete_jobs_monitoring_first(quiet_etcd):
+    store, endpoint = quiet_etcd
+    put_config(store, "ese_device", seed.device_body())
+    store.put(keys.state("ese_device", seed.DEVICE_ID),
+              {"state": {"worker_state": "CREATE_COMPLETED"}, "version": 1, "error": ""})
+    put_config(store, "ese_device", seed.device_body(), version=2)
+
+    modify = json.loads(esiprov(endpoint, "plan", "ese_device", seed.DEVICE_ID).stdout)
+    assert [(j["action"], j["handler"], j["version"], j["on_failure"]) for j in modify] == [
+        ("modify", "heat_worker", 2, "fail"), ("modify", "monitoring_worker", 2, "fail")]
+
+    put_config(store, "ese_device", seed.device_body(), version=3, marked_for_deletion=True)
+    delete = json.loads(esiprov(endpoint, "plan", "ese_device", seed.DEVICE_ID).stdout)
+    assert [(j["action"], j["handler"], j["is_first"], j["is_last"], j["on_failure"]) for j in delete] == [
+        ("logical_delete", "monitoring_worker", True, False, "ignore"),
+        ("logical_delete", "heat_worker", False, True, "fail")]
+    assert delete[1]["dependency"] == [delete[0]["id"]]
