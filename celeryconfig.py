@@ -7,6 +7,10 @@ _settings = current()
 
 broker_url = _settings.broker_url
 result_backend = _settings.result_backend
+# TLS for rediss:// URLs (certificates verified unless the URL says ssl_cert_reqs=none); the URLs may
+# carry the Redis password: Celery masks it in its banner, and esiprov never logs these URLs.
+broker_use_ssl = _settings.broker_ssl
+redis_backend_use_ssl = _settings.result_backend_ssl
 broker_connection_retry_on_startup = True
 
 task_serializer = result_serializer = "json"
@@ -17,9 +21,15 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 worker_cancel_long_running_tasks_on_connection_loss = True
-# Countdowns (stack polls) stay at seconds, far below the visibility timeout.
-broker_transport_options = {"visibility_timeout": 3600}
-result_backend_transport_options = {"visibility_timeout": 3600}
+worker_deduplicate_successful_tasks = True
+# Give a stopping worker time to hand back what it holds (countdown polls included).
+worker_soft_shutdown_timeout = 30
+worker_enable_soft_shutdown_on_idle = True
+# Countdowns (stack polls, at most BACKOFF_MAX = 60 s) and time limits stay far below the
+# visibility timeout, so nothing is redelivered while it still runs; a lost message is
+# re-driven by the periodic resync (ESIPROV_RESEND_AFTER), not by waiting for this.
+broker_transport_options = {"visibility_timeout": 900}
+result_backend_transport_options = {"visibility_timeout": 900}
 
 task_soft_time_limit = 120
 task_time_limit = 180
@@ -37,4 +47,9 @@ task_routes = {
     "esiprov.heat_worker": {"queue": "heat_worker"},
     "esiprov.monitoring_worker": {"queue": "monitoring_worker"},
     "esiprov.finalize": {"queue": "finalize"},
+    "esiprov.resync": {"queue": "finalize"},
+}
+
+beat_schedule = {
+    "resync": {"task": "esiprov.resync", "schedule": _settings.resync_interval},
 }

@@ -9,13 +9,15 @@ queue = handler) and ends with finalize.
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 from celery import Celery, chain
 
 from esiprov import keys
 from esiprov.model import Job
 from esiprov.planner import Plan
-from esiprov.store import Compare, Store
+from esiprov.store import Compare, Entry, Store
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,8 @@ def claim(store: Store, plan: Plan) -> bool:
     lets a config deleted outright still be deleted from Heat.
     """
     resource = plan.resource
-    workflow = {"version": resource.version, "action": plan.action, "jobs": [job.id for job in plan.jobs]}
+    workflow = {"version": resource.version, "action": plan.action, "jobs": [job.id for job in plan.jobs],
+                "sent_at": time.time()}
     copy = {"body": resource.body, "version": resource.version, "deleted": False}
     puts = {keys.workflow(resource.rtype, resource.rid): workflow, keys.worker_config(resource.rtype, resource.rid): copy}
     puts.update({keys.job(job.id): [job.handler, job.document(), 0] for job in plan.jobs})
@@ -60,3 +63,26 @@ def dispatch(store: Store, app: Celery, plan: Plan) -> bool:
     log.info("%s: dispatched %s of version %s: %s", plan.resource.name, plan.action,
              plan.resource.version, ", ".join(job.id for job in plan.jobs))
     return True
+
+
+def stale(workflow: dict[str, Any], after: float) -> bool:
+    """A workflow sent more than ``after`` seconds ago and still in flight."""
+    return time.time() - workflow.get("sent_at", 0) >= after
+
+
+def resend(store: Store, app: Celery, workflow: Entry) -> bool:
+    """Send an in-flight workflow's chain again (its messages may be lost); False if another did.
+
+    Every step is idempotent, so a chain that was in fact still alive only
+    costs duplicate checks. The record's ``sent_at`` is renewed with a
+    compare-and-put, so concurrent reconciles resend once.
+    """
+    record = {**workflow.value, "sent_at": time.time()}
+    if not store.commit([Compare.unchanged(workflow.key, workflow.mod_revision)], {workflow.key: record}):
+        return False
+    found = [store.value(keys.job(job_id)) for job_id in record["jobs"]]
+    jobs = [Job.from_document(entry[1]) for entry in found if entry is not None]
+    if jobs:
+        send(app, jobs)
+        log.warning("%s: resent %s of version %s", jobs[-1].job_name, record["action"], record["version"])
+    return bool(jobs)

@@ -16,6 +16,10 @@ WORKFLOWS = f"{WORKER}workflows/{API}/"
 TARGETS = f"{WORKER}monitoring_targets/{API}/"
 FAILURES = f"{WORKER}failures/"
 HEAT_OPS = f"{WORKER}heat_ops/"
+WORKER_CONFIG = f"{WORKER}config/{API}/"
+WATCHER_LEADER = f"{WORKER}watcher/leader"
+#: the leading watcher's heartbeat: its last processed revision, and a liveness probe of its watch stream
+WATCHER_HEARTBEAT = f"{WORKER}watcher/heartbeat"
 
 
 def plural(rtype: str) -> str:
@@ -56,7 +60,7 @@ def target(rtype: str, rid: str) -> str:
 
 def worker_config(rtype: str, rid: str) -> str:
     """esiprov's copy of the last applied config (the body as an object), as the reference keeps it."""
-    return f"{WORKER}config/{API}/{plural(rtype)}/{rid}"
+    return f"{WORKER_CONFIG}{plural(rtype)}/{rid}"
 
 
 def heat_op(job_id: str) -> str:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 #: which type a foreign-key field of a type points at: relations[rtype][field] = type
 Relations = Mapping[str, Mapping[str, str]]
@@ -188,6 +189,9 @@ class ForEach(Expr):
 # --- evaluation -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Evaluator:
+    """What evaluation needs beyond the tree: other resources' bodies, and which type a bare
+    foreign-key name points at (both from etcd and the schema, so tests can give their own)."""
+
     fetch: Fetch
     relations: Relations = field(default_factory=dict)
 
@@ -278,10 +282,10 @@ def located(label: str, mapping: Any, exc: MappingError) -> MappingError:
     A parse error of the whole mapping already starts with it; that is not repeated.
     """
     why, whole = str(exc), f"{_show(mapping)}: "
-    return MappingError(f"{label} ({source(mapping)}): {why.removeprefix(whole)}")
+    return MappingError(f"{label} ({_source(mapping)}): {why.removeprefix(whole)}")
 
 
-def source(mapping: Any) -> str:
+def _source(mapping: Any) -> str:
     """A mapping as an operator wrote it, for messages."""
     return mapping if isinstance(mapping, str) else _show(mapping, limit=0)
 

@@ -7,12 +7,13 @@ it twice for the same state does nothing the second time.
 from __future__ import annotations
 
 import logging
-from typing import Iterator
+from collections import Counter
+from typing import Callable
 
 from celery import Celery
 
 from esiprov import keys, planner, publish
-from esiprov.dispatch import dispatch
+from esiprov.dispatch import dispatch, resend, stale
 from esiprov.store import Store
 
 log = logging.getLogger(__name__)
@@ -20,12 +21,20 @@ log = logging.getLogger(__name__)
 DELETED = publish.worker_state(planner.DELETE, "COMPLETED")
 
 #: outcomes, as reported by resync
-ABSENT, CURRENT, FAILED, READ, DISPATCHED, IN_FLIGHT, FORGOTTEN = (
-    "absent", "current", "failed", "read", "dispatched", "in flight", "forgotten")
+ABSENT, CURRENT, FAILED, READ, DISPATCHED, IN_FLIGHT, RESENT, FORGOTTEN = (
+    "absent", "current", "failed", "read", "dispatched", "in flight", "resent", "forgotten")
 
 
-def reconcile(store: Store, app: Celery, rtype: str, rid: str) -> str:
-    """Do what the resource needs now; return the outcome. Bad input ends in /state, never raises."""
+def reconcile(store: Store, app: Celery, rtype: str, rid: str, resend_after: float | None = None) -> str:
+    """Do what the resource needs now; return the outcome. Bad input ends in /state, never raises.
+
+    A workflow in flight is left alone, or, with ``resend_after``, sent again once it is that old.
+    """
+    workflow = store.get(keys.workflow(rtype, rid))
+    if workflow is not None:
+        if resend_after is not None and stale(workflow.value, resend_after) and resend(store, app, workflow):
+            return RESENT
+        return IN_FLIGHT
     try:
         plan = planner.plan(store, rtype, rid)
     except planner.PlanError as exc:
@@ -46,8 +55,6 @@ def reconcile(store: Store, app: Celery, rtype: str, rid: str) -> str:
 
 def _gone(store: Store, app: Celery, rtype: str, rid: str) -> str:
     """/config is gone: delete what is still provisioned, then forget the resource."""
-    if store.get(keys.workflow(rtype, rid)) is not None:
-        return IN_FLIGHT
     copy = store.value(keys.worker_config(rtype, rid))
     if isinstance(copy, dict) and not copy.get("deleted"):
         try:
@@ -76,10 +83,27 @@ def forget(store: Store, rtype: str, rid: str) -> bool:
     return bool(present)
 
 
-def config_resources(store: Store) -> Iterator[tuple[str, str]]:
-    """(type, id) of every resource config in etcd."""
-    entries, _ = store.range(keys.CONFIG, keys_only=True)
-    for entry in entries:
-        found = keys.resource_of(entry.key)
-        if found:
-            yield found
+def known_resources(store: Store) -> list[tuple[str, str]]:
+    """(type, id) of every resource with a config, or with esiprov's copy of one (deleted while unwatched)."""
+    found = {}
+    for prefix in (keys.CONFIG, keys.WORKER_CONFIG):
+        for entry in store.range(prefix, keys_only=True)[0]:
+            resource = keys.resource_of(entry.key, prefix)
+            if resource:
+                found[resource] = None
+    return list(found)
+
+
+def resync(store: Store, app: Celery, resend_after: float | None,
+           progress: Callable[[int, int], None] = lambda done, total: None) -> Counter[str]:
+    """Reconcile every known resource; count the outcomes. ``progress(done, total)`` after each."""
+    resources = known_resources(store)
+    outcomes: Counter[str] = Counter()
+    for done, (rtype, rid) in enumerate(resources, 1):
+        try:
+            outcomes[reconcile(store, app, rtype, rid, resend_after)] += 1
+        except Exception:  # noqa: BLE001 - one resource must not stop the others
+            log.exception("%s %s: reconcile failed", rtype, rid)
+            outcomes["error"] += 1
+        progress(done, len(resources))
+    return outcomes

@@ -1,15 +1,21 @@
 """Typed configuration, read from the environment in this one place.
 
-Every setting is optional; the defaults run everything on loopback. Secrets
-(the Heat token, Keystone password, SNMP communities) live only here, in the
-worker process: they are never task arguments, never logged and never written
-to etcd.
+Every setting is optional; the defaults run everything on loopback. Every value
+is checked here, at start (URLs, ports, files), so a mistake stops the command
+with a message naming the variable instead of surfacing later in a worker.
+Secrets (etcd password, broker password, Heat token, Keystone password, SNMP
+communities) live only here, in the process that needs them: they are never
+task arguments, never logged (``repr=False``) and never written to etcd. Each
+secret variable ``X`` may instead be given as ``X_FILE``, a file holding it.
 """
 from __future__ import annotations
 
 import os
+import ssl
+import urllib.parse
 from dataclasses import dataclass, field
-from typing import Mapping
+from pathlib import Path
+from typing import Any, Mapping
 
 
 class ConfigError(ValueError):
@@ -39,10 +45,28 @@ class KeystoneAuth:
 
 
 @dataclass(frozen=True)
+class EtcdTls:
+    """PEM files for etcd's client TLS; no ``ca`` means gRPC's default roots."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     etcd_endpoints: tuple[Endpoint, ...] = (Endpoint("127.0.0.1", 2379),)
-    broker_url: str = "redis://127.0.0.1:6379/0"
-    result_backend: str = "redis://127.0.0.1:6379/0"
+    #: TLS to etcd (ESIPROV_ETCD_CA/CERT/KEY); None: plain gRPC
+    etcd_tls: EtcdTls | None = None
+    #: etcd user and password (auth enabled); None: no authentication, or the client certificate's CN
+    etcd_user: str | None = None
+    etcd_password: str | None = field(default=None, repr=False)
+    #: Celery URLs without ssl_* query parameters; they may carry the Redis password
+    broker_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    result_backend: str = field(default="redis://127.0.0.1:6379/0", repr=False)
+    #: Celery's broker_use_ssl / redis_backend_use_ssl for a rediss:// URL; None: no TLS
+    broker_ssl: Mapping[str, Any] | None = None
+    result_backend_ssl: Mapping[str, Any] | None = None
     #: Heat API base with a ``{tenant_id}`` placeholder, e.g. http://127.0.0.1:8004/v1/{tenant_id}
     heat_url: str | None = None
     heat_token: str | None = field(default=None, repr=False)
@@ -58,22 +82,147 @@ class Settings:
     heat_poll_interval: float = 1.0
     #: seconds a job may wait (for its stack, or a referenced resource's) before it fails
     wait_timeout: float = 900.0
+    #: seconds between two periodic reconciles of every resource (celery beat)
+    resync_interval: float = 300.0
+    #: seconds after which a workflow still in flight is sent again by a reconcile (its broker
+    #: messages may be lost: a flushed Redis, a killed worker); steps are idempotent
+    resend_after: float = 600.0
 
     def community(self, token: str) -> str:
         """The real community for a template token; an unmapped token is the community itself."""
         return self.snmp_communities.get(token, token)
 
 
+def _port(name: str, raw: str) -> int:
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name}: {raw!r} is not a port (1-65535)")
+    return int(raw)
+
+
 def _endpoints(raw: str) -> tuple[Endpoint, ...]:
     endpoints = []
     for item in filter(None, (part.strip() for part in raw.split(","))):
         host, sep, port = item.rpartition(":")
-        if not sep or not host or not port.isdigit():
+        if not sep or not host or "/" in host:
             raise ConfigError(f"ESIPROV_ETCD_ENDPOINTS: {item!r} is not host:port")
-        endpoints.append(Endpoint(host, int(port)))
+        endpoints.append(Endpoint(host, _port("ESIPROV_ETCD_ENDPOINTS", port)))
     if not endpoints:
         raise ConfigError("ESIPROV_ETCD_ENDPOINTS is empty")
     return tuple(endpoints)
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """``name``'s value, or the content of the file ``name_FILE`` names (one trailing newline dropped)."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name) or None
+    if env.get(name):
+        raise ConfigError(f"{name} and {name}_FILE are both set; keep one")
+    try:
+        text = _readable(f"{name}_FILE", path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc}") from None
+    return text.removesuffix("\n") or None
+
+
+def _readable(name: str, raw: str) -> Path:
+    """A file that exists and this process can read."""
+    path = Path(raw)
+    if not path.is_file():
+        raise ConfigError(f"{name}: {raw} is not a file")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{name}: {raw} is not readable by this process")
+    return path
+
+
+def _pem(name: str, raw: str | None) -> Path | None:
+    """A readable PEM file (certificate or key), or None when the variable is unset."""
+    if not raw:
+        return None
+    path = _readable(name, raw)
+    try:
+        is_pem = b"-----BEGIN " in path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {raw}: {exc}") from None
+    if not is_pem:
+        raise ConfigError(f"{name}: {raw} is not a PEM file")
+    return path
+
+
+def _etcd_tls(env: Mapping[str, str]) -> EtcdTls | None:
+    tls = EtcdTls(*(_pem(f"ESIPROV_ETCD_{part}", env.get(f"ESIPROV_ETCD_{part}")) for part in ("CA", "CERT", "KEY")))
+    if (tls.cert is None) != (tls.key is None):
+        raise ConfigError("ESIPROV_ETCD_CERT and ESIPROV_ETCD_KEY go together: set both or neither")
+    return None if tls == EtcdTls() else tls
+
+
+def _etcd_login(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    user, password = env.get("ESIPROV_ETCD_USER") or None, _secret(env, "ESIPROV_ETCD_PASSWORD")
+    if (user is None) != (password is None):
+        raise ConfigError("ESIPROV_ETCD_USER and ESIPROV_ETCD_PASSWORD go together: set both or neither")
+    return user, password
+
+
+def _split(name: str, url: str) -> urllib.parse.SplitResult:
+    """The URL's parts, its port (when given) checked; messages never repeat the URL, which may hold a password."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(f"{name}: the port is not a number in 1-65535")
+    return parts
+
+
+_CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
+_SSL_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+
+
+def _redis(name: str, url: str) -> tuple[str, dict[str, Any] | None]:
+    """(the URL without ssl_* parameters, Celery's ssl options for a rediss:// URL or None).
+
+    Unlike kombu, which silently skips certificate checks for a bare rediss://,
+    the server certificate is verified unless ``ssl_cert_reqs=none`` says otherwise.
+    """
+    parts = _split(name, url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError(f"{name}: expected redis://[:password@]host[:port][/db] or rediss://...")
+    if parts.path.strip("/") and not parts.path.strip("/").isdigit():
+        raise ConfigError(f"{name}: the database ({parts.path}) is not a number")
+    query = urllib.parse.parse_qsl(parts.query)
+    options = {k: v for k, v in query if k.startswith("ssl_")}
+    plain = parts._replace(query=urllib.parse.urlencode([(k, v) for k, v in query if not k.startswith("ssl_")]))
+    if parts.scheme == "redis":
+        if options:
+            raise ConfigError(f"{name}: ssl_* parameters need a rediss:// URL")
+        return urllib.parse.urlunsplit(plain), None
+    unknown = set(options) - {"ssl_cert_reqs", *_SSL_FILES}
+    if unknown:
+        raise ConfigError(f"{name}: unknown parameter {', '.join(sorted(unknown))}")
+    reqs = options.get("ssl_cert_reqs", "required").lower().removeprefix("cert_")
+    if reqs not in _CERT_REQS:
+        raise ConfigError(f"{name}: ssl_cert_reqs must be required, optional or none")
+    ssl_options: dict[str, Any] = {"ssl_cert_reqs": _CERT_REQS[reqs]}
+    ssl_options.update({k: str(_pem(f"{name} {k}", options[k])) for k in _SSL_FILES if options.get(k)})
+    return urllib.parse.urlunsplit(plain), ssl_options
+
+
+def _http_url(name: str, url: str) -> urllib.parse.SplitResult:
+    parts = _split(name, url)
+    if parts.username or parts.password:  # checked first: the message below shows the URL
+        raise ConfigError(f"{name}: no credentials in the URL (they would show in logs)")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{name}: {url!r} is not an http(s) URL")
+    return parts
+
+
+def _heat_url(url: str | None) -> str | None:
+    """The Heat URL; ``{tenant_id}`` in its path is what keeps each stack in its resource's tenant."""
+    if url and "{tenant_id}" not in _http_url("ESIPROV_HEAT_URL", url).path:
+        raise ConfigError("ESIPROV_HEAT_URL: the path must contain {tenant_id}, replaced by each "
+                          "resource's tenant (e.g. http://heat:8004/v1/{tenant_id})")
+    return url
 
 
 def _communities(raw: str) -> dict[str, str]:
@@ -102,10 +251,11 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
 def _keystone(env: Mapping[str, str]) -> KeystoneAuth | None:
     if not env.get("OS_AUTH_URL"):
         return None
+    _http_url("OS_AUTH_URL", env["OS_AUTH_URL"])
     return KeystoneAuth(
         auth_url=env["OS_AUTH_URL"],
         username=env.get("OS_USERNAME", ""),
-        password=env.get("OS_PASSWORD", ""),
+        password=_secret(env, "OS_PASSWORD") or "",
         project_name=env.get("OS_PROJECT_NAME", env.get("OS_TENANT_NAME", "")),
         user_domain_name=env.get("OS_USER_DOMAIN_NAME", "Default"),
         project_domain_name=env.get("OS_PROJECT_DOMAIN_NAME", "Default"),
@@ -116,23 +266,30 @@ def _keystone(env: Mapping[str, str]) -> KeystoneAuth | None:
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ESIPROV_* (and OS_*) variables; raise ConfigError naming a bad one."""
     env = os.environ if env is None else env
-    broker = env.get("ESIPROV_BROKER_URL") or Settings.broker_url
-    heat_url = env.get("ESIPROV_HEAT_URL") or None
-    if heat_url and not heat_url.startswith(("http://", "https://")):
-        raise ConfigError(f"ESIPROV_HEAT_URL: {heat_url!r} is not an http(s) URL")
+    broker = _secret(env, "ESIPROV_BROKER_URL") or Settings.broker_url
+    broker_url, broker_ssl = _redis("ESIPROV_BROKER_URL", broker)
+    backend_url, backend_ssl = _redis("ESIPROV_RESULT_BACKEND", _secret(env, "ESIPROV_RESULT_BACKEND") or broker)
+    etcd_user, etcd_password = _etcd_login(env)
     return Settings(
         etcd_endpoints=_endpoints(env.get("ESIPROV_ETCD_ENDPOINTS", "127.0.0.1:2379")),
-        broker_url=broker,
-        result_backend=env.get("ESIPROV_RESULT_BACKEND") or broker,
-        heat_url=heat_url,
-        heat_token=env.get("ESIPROV_HEAT_TOKEN") or None,
+        etcd_tls=_etcd_tls(env),
+        etcd_user=etcd_user,
+        etcd_password=etcd_password,
+        broker_url=broker_url,
+        result_backend=backend_url,
+        broker_ssl=broker_ssl,
+        result_backend_ssl=backend_ssl,
+        heat_url=_heat_url(env.get("ESIPROV_HEAT_URL") or None),
+        heat_token=_secret(env, "ESIPROV_HEAT_TOKEN"),
         keystone=_keystone(env),
-        snmp_port=int(_number(env, "ESIPROV_SNMP_PORT", 161, int)),
-        snmp_communities=_communities(env.get("ESIPROV_SNMP_COMMUNITIES", "")),
+        snmp_port=_port("ESIPROV_SNMP_PORT", env.get("ESIPROV_SNMP_PORT") or "161"),
+        snmp_communities=_communities(_secret(env, "ESIPROV_SNMP_COMMUNITIES") or ""),
         snmp_timeout=_number(env, "ESIPROV_SNMP_TIMEOUT", 2.0),
         monitor_interval=_number(env, "ESIPROV_MONITOR_INTERVAL", 60.0),
         heat_poll_interval=_number(env, "ESIPROV_HEAT_POLL_INTERVAL", 1.0),
         wait_timeout=_number(env, "ESIPROV_WAIT_TIMEOUT", 900.0),
+        resync_interval=_number(env, "ESIPROV_RESYNC_INTERVAL", 300.0),
+        resend_after=_number(env, "ESIPROV_RESEND_AFTER", 600.0),
     )
 
 

@@ -7,15 +7,21 @@ transactions that compare a key's mod_revision or its absence.
 from __future__ import annotations
 
 import json
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-import grpc
-import pyetcd
-from pyetcd import events as etcd_events
-from pyetcd import exceptions as etcd_exceptions
+# gRPC's C core would print TLS failures on stderr itself; StoreError carries them, in one line.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 
-from esiprov.settings import Settings
+import grpc  # noqa: E402
+import pyetcd  # noqa: E402
+from pyetcd import etcdrpc  # noqa: E402
+from pyetcd import events as etcd_events  # noqa: E402
+from pyetcd import exceptions as etcd_exceptions  # noqa: E402
+
+from esiprov.settings import Settings  # noqa: E402
 
 #: seconds one etcd request may take before it counts as failed
 REQUEST_TIMEOUT = 10.0
@@ -71,23 +77,77 @@ class Compare:
         return pyetcd.transactions.Mod(key) == mod_revision
 
 
+def etcd_client(settings: Settings) -> pyetcd.MultiEndpointEtcd3Client:
+    """A client of ``settings.etcd_endpoints`` over TLS when configured; it has not dialled yet."""
+    tls = settings.etcd_tls
+    creds = None if tls is None else pyetcd.MultiEndpointEtcd3Client.get_secure_creds(
+        *(str(path) if path else None for path in (tls.ca, tls.key, tls.cert)))
+    endpoints = [pyetcd.Endpoint(e.host, e.port, secure=creds is not None, creds=creds)
+                 for e in settings.etcd_endpoints]
+    return pyetcd.MultiEndpointEtcd3Client(endpoints, timeout=REQUEST_TIMEOUT, failover=True)
+
+
 class Store:
-    def __init__(self, client: pyetcd.MultiEndpointEtcd3Client, where: str) -> None:
+    """etcd for esiprov; with a user and password it authenticates on first use.
+
+    Authenticating lazily keeps ``connect`` free of network calls (a worker
+    connects inside a task, where an unreachable etcd must be a retryable
+    StoreError from the first request, not from the constructor), and lets an
+    expired token (etcd's simple tokens lapse after --auth-token-ttl idle
+    seconds, JWTs after their TTL) be replaced transparently.
+    """
+
+    def __init__(self, client: pyetcd.MultiEndpointEtcd3Client, where: str,
+                 login: tuple[str, str] | None = None) -> None:
         self._client = client
         self.where = where
+        self._login = login
+        self._token: str | None = None
+        self._auth_lock = threading.Lock()
 
     @classmethod
     def connect(cls, settings: Settings) -> "Store":
-        endpoints = [pyetcd.Endpoint(e.host, e.port, secure=False) for e in settings.etcd_endpoints]
         where = ",".join(map(str, settings.etcd_endpoints))
-        client = pyetcd.MultiEndpointEtcd3Client(endpoints, timeout=REQUEST_TIMEOUT, failover=True)
-        return cls(client, where)
+        login = (settings.etcd_user, settings.etcd_password) if settings.etcd_user else None
+        return cls(etcd_client(settings), where, login)
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
+            token = self._token
+            if self._login and token is None:
+                token = self._authenticate(None)
+            try:
+                return fn(*args, **kwargs)
+            except grpc.RpcError as exc:
+                if not (self._login and exc.code() == grpc.StatusCode.UNAUTHENTICATED):
+                    raise
+            self._authenticate(token)  # the token expired: a new one, and the request once more
             return fn(*args, **kwargs)
         except (etcd_exceptions.Etcd3Exception, grpc.RpcError) as exc:
             raise StoreError(f"etcd at {self.where}: {_describe(exc)}") from exc
+
+    def _authenticate(self, stale: str | None) -> str:
+        """A token in place of ``stale`` (unless another thread got one already); the new token."""
+        user, password = self._login
+        client = self._client
+        with self._auth_lock:
+            if self._token != stale:
+                return self._token
+            try:
+                try:
+                    answer = client.authstub.Authenticate(
+                        etcdrpc.AuthenticateRequest(name=user, password=password), REQUEST_TIMEOUT)
+                except grpc.RpcError as exc:
+                    client._manage_grpc_errors(exc)  # as pyetcd does for its calls: fail over next time
+                    raise
+            except (etcd_exceptions.Etcd3Exception, grpc.RpcError) as exc:
+                raise StoreError(f"etcd at {self.where}: cannot authenticate as {user!r}: "
+                                 f"{_describe(exc)}") from None
+            # Metadata only: pyetcd's call credentials would be refused on a plain channel.
+            client.metadata = (("token", answer.token),)
+            client._clear_old_stubs()  # a cached watch stream would keep the old token
+            self._token = answer.token
+            return answer.token
 
     def ping(self) -> None:
         """Raise StoreError unless etcd answers."""
@@ -120,12 +180,34 @@ class Store:
         self._call(self._client.delete, key)
 
     def commit(self, guards: Sequence[Any] = (), puts: Mapping[str, Any] | None = None,
-               deletes: Sequence[str] = ()) -> bool:
-        """Apply puts and deletes in one transaction if every guard holds; return whether it did."""
-        ops = [pyetcd.transactions.Put(k, encode(v)) for k, v in (puts or {}).items()]
+               deletes: Sequence[str] = (), lease: int | None = None) -> bool:
+        """Apply puts (attached to ``lease``, if given) and deletes in one transaction if every guard
+        holds; return whether it did."""
+        ops = [pyetcd.transactions.Put(k, encode(v), lease=lease) for k, v in (puts or {}).items()]
         ops += [pyetcd.transactions.Delete(k) for k in deletes]
         succeeded, _ = self._call(self._client.transaction, compare=list(guards), success=ops, failure=[])
         return succeeded
+
+    def grant(self, ttl: int) -> int:
+        """A new lease of ``ttl`` seconds: keys put with it vanish when it is not refreshed."""
+        return self._call(self._client.lease, ttl).id
+
+    def refresh(self, lease: int) -> bool:
+        """Keep ``lease`` alive; False when it has already expired."""
+        responses = self._call(lambda: list(self._client.refresh_lease(lease)))
+        return bool(responses) and responses[-1].TTL > 0
+
+    def revoke(self, lease: int) -> None:
+        """End ``lease`` now, deleting its keys."""
+        self._call(self._client.revoke_lease, lease)
+
+    def on_change(self, key: str, start_revision: int, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` for every change of ``key`` (on the client's one watch stream); returns cancel."""
+        def deliver(response: Any) -> None:
+            if not isinstance(response, Exception):  # a broken stream is not a sign of life
+                callback()
+        watch_id = self._call(self._client.add_watch_callback, key, deliver, start_revision=start_revision)
+        return lambda: self._client.cancel_watch(watch_id)
 
     def update(self, key: str, change: Callable[[Any], Any], extra: Mapping[str, Any] | None = None) -> Any:
         """Read-modify-write ``key`` (change(None) when absent) with a compare on its revision.
@@ -185,7 +267,20 @@ def _change(event: Any) -> Change:
     return Change(key, Entry(key, _decode(event.value), event.mod_revision), event.mod_revision)
 
 
+#: (a fragment of gRPC's details, what the operator should check)
+_HINTS = (
+    ("TSI_", "the TLS handshake failed: check ESIPROV_ETCD_CA, ESIPROV_ETCD_CERT and ESIPROV_ETCD_KEY"),
+    ("user name is empty", "etcd has authentication on: set ESIPROV_ETCD_USER and ESIPROV_ETCD_PASSWORD"),
+    ("permission denied", "the etcd user (ESIPROV_ETCD_USER, else the client certificate's CN) needs a role "
+                          "allowing read and write under /config/, /jobs/, /esi-worker/, /state/ and /monitoring/"),
+)
+
+
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, grpc.RpcError) and hasattr(exc, "details"):
-        return f"{exc.code().name}: {exc.details()}"
-    return str(exc) or type(exc).__name__
+    """gRPC's code and details (pyetcd's own errors hide them in the gRPC error they replaced), with a hint."""
+    rpc = exc if isinstance(exc, grpc.RpcError) else exc.__context__
+    if not (isinstance(rpc, grpc.RpcError) and hasattr(rpc, "details")):
+        return str(exc) or type(exc).__name__
+    details = rpc.details() or ""
+    hints = [hint for fragment, hint in _HINTS if fragment in details]
+    return "; ".join([f"{rpc.code().name}: {details}", *hints])

@@ -11,9 +11,10 @@ would fail that resource's jobs, long after the operator who wrote it has moved 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 import jinja2
 import jinja2.meta
@@ -137,7 +138,7 @@ def _yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise TemplateError(f"{path}: {exc}") from None
+        raise TemplateError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
 
@@ -238,9 +239,22 @@ def _render_placeholders(template: Template) -> str:
         kind = "jinja_* parameter" if template.handler == HEAT else "parameter"
         raise TemplateError(f"template_file uses {', '.join(unsupplied)}, which no {kind} maps")
     try:
-        return env.from_string(template.template_file).render({name: name for name in variables})
+        return env.from_string(template.template_file).render({name: _Placeholder(name) for name in variables})
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template_file does not render: {exc}") from None
+
+
+class _Placeholder(str):
+    """A variable's stand-in: its own name; a one-item list where the template loops over it;
+    an object whose attributes (or items) stand for themselves too."""
+
+    def __iter__(self) -> Any:
+        return iter([self])
+
+    def __getattr__(self, name: str) -> _Placeholder:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return _Placeholder(name)
 
 
 def _one_target(document: Any) -> bool:

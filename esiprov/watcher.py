@@ -1,33 +1,45 @@
-"""List-then-watch /config and reconcile every resource that changes.
+"""List-then-watch /config and reconcile every resource that changes; one leader among many.
 
 An etcd event only says "this key changed": the watcher hands the key to
 reconcile, which reads the current value and decides. So replaying events, or
-listing everything again, is always safe. One resource's failure is logged and
-never stops the loop.
+listing everything again, is always safe. The watcher relists after any broken
+watch (etcd down, compaction) and after a silent one: the leader puts a
+heartbeat (with its last processed revision) every few seconds and watches it
+on the same stream; a stream that delivers not even that is dead. One
+resource's failure is logged and never stops the loop.
 """
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import Celery
 
 from esiprov import keys
+from esiprov.leader import Leadership
 from esiprov.reconcile import reconcile
-from esiprov.store import Store
+from esiprov.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
 #: seconds between a broken watch and the next list
 RELIST_PAUSE = 2.0
+#: seconds between two heartbeats of the leader (lease refresh, progress record)
+HEARTBEAT = 2.0
+#: a watch stream silent for this many seconds (not even the heartbeat came through) is dead
+INACTIVITY = 10.0
 
 
 class Watcher:
     def __init__(self, store: Store, app: Celery) -> None:
         self.store = store
         self.app = app
-        self._cancel = lambda: None
+        self.leadership = Leadership(store, keys.WATCHER_LEADER)
         self._stopped = threading.Event()
+        self._cancel = lambda: None
+        self._revision = 0
+        self._last_seen = time.monotonic()
 
     def handle(self, key: str) -> None:
         """Reconcile the resource behind a /config key; log, never raise."""
@@ -41,27 +53,67 @@ class Watcher:
             log.exception("%s %s: reconcile failed; the next change or resync retries it", *found)
 
     def run(self) -> None:
-        """List and watch until stop(); a broken watch (etcd down, compaction) relists after a pause."""
+        """Lead (or stand by), list and watch until stop(); any break relists after a pause."""
         while not self._stopped.is_set():
             try:
-                self._list_then_watch()
+                if not self.leadership.campaign(self._stopped):
+                    break
+                self._lead()
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive etcd hiccups
                 if self._stopped.is_set():
                     break
                 log.warning("watch of %s broke (%s); relisting in %s s", keys.CONFIG, exc, RELIST_PAUSE)
                 self._stopped.wait(RELIST_PAUSE)
-
-    def _list_then_watch(self) -> None:
-        entries, revision = self.store.range(keys.CONFIG, keys_only=True)
-        log.info("watching %s from revision %s (%s keys listed)", keys.CONFIG, revision + 1, len(entries))
-        for entry in entries:
-            self.handle(entry.key)
-        changes, self._cancel = self.store.watch(keys.CONFIG, revision + 1)
-        if self._stopped.is_set():
-            self._cancel()
-        for change in changes:
-            self.handle(change.key)
+            finally:
+                self.leadership.resign()
 
     def stop(self) -> None:
         self._stopped.set()
         self._cancel()
+
+    def _lead(self) -> None:
+        ended = threading.Event()
+        pulse = threading.Thread(target=self._pulse, args=(ended,), name="watcher-pulse", daemon=True)
+        pulse.start()
+        try:
+            self._list_then_watch()
+        finally:
+            ended.set()
+            pulse.join()
+
+    def _pulse(self, ended: threading.Event) -> None:
+        """While leading: keep the lease, record progress, end a watch that lost leadership or went silent."""
+        while not ended.wait(HEARTBEAT):
+            if not self.leadership.keep():
+                self._cancel()
+                return
+            try:
+                self.store.put(keys.WATCHER_HEARTBEAT, {"holder": self.leadership.name,
+                                                        "revision": self._revision, "at": time.time()})
+            except StoreError as exc:
+                log.warning("cannot record the watcher heartbeat: %s", exc)
+            if time.monotonic() - self._last_seen > INACTIVITY:
+                log.warning("the watch stream delivered nothing for %s s; reconnecting", INACTIVITY)
+                self._cancel()
+                return
+
+    def _seen(self) -> None:
+        self._last_seen = time.monotonic()
+
+    def _list_then_watch(self) -> None:
+        entries, self._revision = self.store.range(keys.CONFIG, keys_only=True)
+        self._seen()
+        log.info("watching %s from revision %s (%s keys listed)", keys.CONFIG, self._revision + 1, len(entries))
+        for entry in entries:
+            self.handle(entry.key)
+        stop_heartbeat = self.store.on_change(keys.WATCHER_HEARTBEAT, self._revision + 1, self._seen)
+        changes, self._cancel = self.store.watch(keys.CONFIG, self._revision + 1)
+        try:
+            if self._stopped.is_set():
+                self._cancel()
+            for change in changes:
+                self._seen()
+                self.handle(change.key)
+                self._revision = change.revision
+        finally:
+            stop_heartbeat()

@@ -15,6 +15,7 @@ import random
 from typing import Callable
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from esiprov import keys, publish
 from esiprov.heat import HeatUnavailable
@@ -28,8 +29,9 @@ from tasks import app
 
 log = logging.getLogger(__name__)
 
-#: transient errors retried with backoff before the job fails
-TRANSIENT = (StoreError, HeatUnavailable)
+#: transient errors retried with backoff before the job fails (a step over its soft time limit
+#: was stuck in I/O: try again)
+TRANSIENT = (StoreError, HeatUnavailable, SoftTimeLimitExceeded)
 MAX_TRANSIENT_RETRIES = 6
 #: backoff bounds in seconds (exponential with full jitter)
 BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
@@ -83,33 +85,51 @@ def wait_for_dependencies(job: Job, etcd: Store) -> None:
 
 
 def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
-    """Register ``run(job, store)`` as the Celery task of ``handler``."""
+    """Register ``run(job, store)`` as the Celery task of ``handler``.
+
+    ``transient`` counts consecutive transient failures (polls do not count), so
+    a long stack build does not use up the retries meant for a Heat outage.
+    """
     def register(run: Callable[[Job, Store], None]) -> Task:
         @app.task(name=f"esiprov.{handler}", bind=True, max_retries=None)
-        def step(task: Task, job_id: str) -> None:
+        def step(task: Task, job_id: str, transient: int = 0) -> None:
             etcd = store()
-            job = load_job(etcd, job_id)
-            if job is None:
-                log.info("%s: job is gone (finished or superseded); nothing to do", job_id)
-                return
+            job = None
             try:
+                job = load_job(etcd, job_id)
+                if job is None:
+                    log.info("%s: job is gone (finished or superseded); nothing to do", job_id)
+                    return
                 wait_for_dependencies(job, etcd)
                 run(job, etcd)
             except NotYet as wait:
                 _wait(task, etcd, job, wait, current())
             except TRANSIENT as exc:
-                if task.request.retries >= MAX_TRANSIENT_RETRIES:
-                    _finish_failed(etcd, job, f"gave up after {task.request.retries} retries: {exc}")
+                if transient >= MAX_TRANSIENT_RETRIES:
+                    _give_up(etcd, job, f"gave up after {transient} retries: {exc}")
                     raise
-                log.warning("%s: %s; retrying", job.id, exc)
-                raise task.retry(countdown=backoff(task.request.retries))
+                log.warning("%s: %s; retrying", job_id, exc)
+                raise task.retry(countdown=backoff(transient), kwargs={"transient": transient + 1})
             except (JobFailed, MappingError, TemplateError) as exc:
                 _finish_failed(etcd, job, str(exc))
                 if job.on_failure != "ignore":
                     raise
+            except Exception as exc:  # noqa: BLE001 - whatever happens, /state must say so
+                _give_up(etcd, job, f"unexpected error: {type(exc).__name__}: {exc}")
+                raise
         step.__doc__ = run.__doc__
         return step
     return register
+
+
+def _give_up(etcd: Store, job: Job | None, error: str) -> None:
+    """Record a failure if there is a job to record it for and etcd answers; the task fails either way."""
+    if job is None:
+        return
+    try:
+        _finish_failed(etcd, job, error)
+    except StoreError:
+        log.error("%s: %s (etcd unreachable: failure not recorded; resync will retry)", job.id, error)
 
 
 def _wait(task: Task, etcd: Store, job: Job, wait: NotYet, settings: Settings) -> None:
@@ -117,7 +137,7 @@ def _wait(task: Task, etcd: Store, job: Job, wait: NotYet, settings: Settings) -
     if waited >= settings.wait_timeout:
         _finish_failed(etcd, job, f"{wait} after waiting {settings.wait_timeout:.0f} s")
         raise JobFailed(str(wait))
-    raise task.retry(countdown=wait.countdown)
+    raise task.retry(countdown=wait.countdown, kwargs={"transient": 0})
 
 
 def _finish_failed(etcd: Store, job: Job, error: str) -> None:

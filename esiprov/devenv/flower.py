@@ -1,0 +1,61 @@
+"""Flower on a free loopback port for local runs and tests, and a small client of its HTTP API.
+
+``make flower`` runs the same command for operators (on 127.0.0.1:5555). Flower
+knows only the task events it receives while it runs (workers send them:
+celeryconfig's ``worker_send_task_events`` and ``task_send_sent_event``), so it
+must be capturing before the work it should show starts: ``start_flower`` waits
+for that, not just for the HTTP port. Flower's ``/api`` answers without
+authentication only with ``FLOWER_UNAUTHENTICATED_API=true``; that is set here,
+for a server bound to loopback.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping
+
+from esiprov.devenv.pipeline import ROOT, _logged
+from esiprov.devenv.process import Service, free_port
+
+#: Flower logs this (at debug level) once its event receiver is consuming
+CAPTURING = "Capturing events..."
+#: seconds per request to Flower's API
+HTTP_TIMEOUT = 10.0
+
+
+class Flower(Service):
+    """``celery -A tasks flower`` on ``url``, with its API open (loopback only)."""
+
+    def __init__(self, env: Mapping[str, str], log_dir: Path, port: int, name: str = "flower") -> None:
+        argv = [sys.executable, "-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1",
+                f"--port={port}", "--logging=debug"]
+        super().__init__(name, argv, log_dir, {**env, "FLOWER_UNAUTHENTICATED_API": "true"}, cwd=ROOT)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` (``/api/tasks``, ...) with query ``params``; the decoded JSON answer."""
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=HTTP_TIMEOUT) as response:
+            return json.loads(response.read())
+
+    def tasks(self, **filters: Any) -> dict[str, dict[str, Any]]:
+        """Flower's task records by task id (= esiprov job id): name, state, args, kwargs, result ...
+
+        ``filters`` are /api/tasks query parameters (``taskname``, ``state``, ``limit`` ...).
+        """
+        return self.get("/api/tasks", **filters)
+
+    def ready(self) -> bool:
+        """The HTTP server answers and the event receiver consumes."""
+        with urllib.request.urlopen(f"{self.url}/healthcheck", timeout=HTTP_TIMEOUT) as response:
+            return response.read() == b"OK" and _logged(self, CAPTURING)
+
+
+def start_flower(env: Mapping[str, str], log_dir: Path, name: str = "flower") -> Flower:
+    """Start Flower against the broker of ``env`` (ESIPROV_*) and wait until it captures events."""
+    flower = Flower(env, log_dir, free_port(), name)
+    flower.start(flower.ready, timeout=60)
+    return flower

@@ -1,0 +1,116 @@
+"""Where each job stands, for operators: etcd's job and failure records joined with Celery's.
+
+etcd says which jobs exist (``/jobs/all``) and which failed for good
+(``/esi-worker/failures/``); the result backend says what Celery did last with
+the task of the same id (task id = job id). etcd records no times, so a job's
+age is known only from its failure record or from when Celery finished the
+step; a pending or running job has none.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from celery import Celery, states
+
+from esiprov import keys
+from esiprov.store import Store
+
+PENDING, RUNNING, DONE, FAILED, BLOCKED = "pending", "running", "done", "failed", "blocked"
+#: Celery states -> job status; RETRY is a step waiting on a countdown (a stack building)
+_STATUS = {states.STARTED: RUNNING, states.RETRY: RUNNING, states.SUCCESS: DONE, states.FAILURE: FAILED}
+
+
+@dataclass
+class JobView:
+    """One job as ``esiprov jobs list/show`` report it."""
+
+    id: str
+    handler: str
+    attempts: int
+    job: dict[str, Any]
+    failure: dict[str, Any] | None
+    celery: dict[str, Any] = field(default_factory=dict)
+    #: the failed job of the same workflow that stopped the chain before this one
+    blocked_by: str | None = None
+
+    @property
+    def status(self) -> str:
+        """failed (a failure record, or Celery says so); blocked (an earlier step of its chain failed,
+        which Celery reports as this task's failure too); else pending, running or done from Celery."""
+        if self.failure is not None:
+            return FAILED
+        if self.blocked_by is not None:
+            return BLOCKED
+        state = self.celery.get("status", states.PENDING)
+        return _STATUS.get(state, state.lower())
+
+    @property
+    def error(self) -> str:
+        """The failure record's error; else the exception Celery stored for the task."""
+        if self.failure is not None:
+            return str(self.failure.get("error", ""))
+        if self.blocked_by is not None:
+            return f"not run: {self.blocked_by} failed"
+        result = self.celery.get("result")
+        if self.celery.get("status") in states.EXCEPTION_STATES and isinstance(result, BaseException):
+            return f"{type(result).__name__}: {result}"
+        return ""
+
+    def since(self) -> float | None:
+        """Epoch seconds of the last known event: the failure, else Celery finishing the step."""
+        if self.failure is not None and isinstance(self.failure.get("at"), (int, float)):
+            return float(self.failure["at"])
+        done = self.celery.get("date_done")
+        if isinstance(done, str):
+            try:
+                return datetime.fromisoformat(done).timestamp()
+            except ValueError:
+                return None
+        return None
+
+    def row(self) -> dict[str, Any]:
+        """The flat record of ``jobs list --json``."""
+        since = self.since()
+        return {"id": self.id, "resource": f"{self.job['resource_type']}:{self.job['resource_id']}",
+                "type": self.job["resource_type"], "resource_id": self.job["resource_id"],
+                "version": self.job["version"], "action": self.job["action"], "handler": self.handler,
+                "attempts": self.attempts, "status": self.status,
+                "celery_state": self.celery.get("status", states.PENDING),
+                "age_seconds": None if since is None else round(time.time() - since, 1), "error": self.error}
+
+
+def celery_meta(app: Celery, task_id: str) -> dict[str, Any]:
+    """What the result backend holds for ``task_id`` (``{"status": "PENDING"}`` when nothing)."""
+    return dict(app.backend.get_task_meta(task_id))
+
+
+def _workflow_of(job_id: str) -> str:
+    """``<type>:<id>:<version>`` (the job_name) from a job id ``<action>:<handler>:<type>:<id>:<version>:<x>``."""
+    return ":".join(job_id.split(":")[2:5])
+
+
+def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: bool = False,
+              job_id: str | None = None) -> list[JobView]:
+    """The jobs in /jobs/all (of ``rtype``, only failed ones, or just ``job_id``), in key order."""
+    failures = {e.key[len(keys.FAILURES):]: e.value for e in store.range(keys.FAILURES)[0]}
+    failed_in = {_workflow_of(failed): failed for failed in failures}
+    views = []
+    for entry in store.range(keys.JOBS)[0]:
+        handler, job, attempts = entry.value
+        this = entry.key[len(keys.JOBS):]
+        if (rtype and job.get("resource_type") != rtype) or (job_id and this != job_id):
+            continue
+        meta = celery_meta(app, this)
+        blocked = meta.get("status") == states.FAILURE and this not in failures
+        views.append(JobView(this, handler, attempts, job, failures.get(this), meta,
+                             failed_in.get(_workflow_of(this)) if blocked else None))
+    return [v for v in views if v.status == FAILED] if failed_only else views
+
+
+def show_job(store: Store, app: Celery, job_id: str) -> JobView | None:
+    """One job, or None when it is not in /jobs/all (finished jobs are removed by finalize)."""
+    found = list_jobs(store, app, job_id=job_id)
+    return found[0] if found else None

@@ -1,0 +1,125 @@
+"""Re-run a failed job from its stored inputs: ``esiprov jobs requeue``.
+
+Celery cannot re-run one failed step of a chain; esiprov can, because a job's
+inputs live in etcd. A requeue sends the failed job and the jobs after it in its
+chain (then finalize), as dispatch would have sent them from that point. Before
+that, one transaction re-claims the resource's workflow record for the job's
+version, counts the attempt (element 3 of the job's ``/jobs/all`` value) and
+removes the failure record — guarded on everything it checked, so it cannot
+overtake a newer version or another workflow. The worker sees the higher attempt
+count and sends the job's Heat operation again (a stack left ``*_FAILED`` is
+updated), so fixing the cause (a template, Heat itself) and requeueing completes
+the resource.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+
+from esiprov import dispatch, keys
+from esiprov.model import Job, envelope_version
+from esiprov.store import Compare, Entry, Store
+
+
+class Refused(Exception):
+    """The job cannot be requeued now; the message says why and what to do."""
+
+
+class UnknownJob(Refused):
+    """No such job in /jobs/all."""
+
+
+@dataclass(frozen=True)
+class Requeued:
+    job_id: str
+    #: the job's attempt count now (its first requeue makes it 1)
+    attempts: int
+    #: the job ids sent, in chain order (finalize follows them)
+    sent: list[str]
+
+
+def chain_order(jobs: list[Job]) -> list[Job]:
+    """The jobs of one workflow in chain order: each job after the first names its predecessor in ``dependency``."""
+    firsts = [job for job in jobs if job.is_first]
+    if len(firsts) != 1:
+        raise Refused(f"the jobs of {jobs[0].job_name} have {len(firsts)} first jobs; cannot tell the chain order")
+    following = {dep: job for job in jobs if not job.is_first for dep in job.dependency}
+    ordered = firsts
+    while ordered[-1].id in following and len(ordered) <= len(jobs):
+        ordered.append(following[ordered[-1].id])
+    if len(ordered) != len(jobs):
+        raise Refused(f"the jobs of {jobs[0].job_name} in {keys.JOBS} do not form one chain")
+    return ordered
+
+
+def workflow_jobs(store: Store, job: Job) -> list[Job]:
+    """Every job of ``job``'s workflow (same job_name) still in /jobs/all, in chain order."""
+    entries, _ = store.range(keys.JOBS)
+    return chain_order([Job.from_document(e.value[1]) for e in entries if e.value[1]["job_name"] == job.job_name])
+
+
+def failed_job_ids(store: Store, rtype: str | None = None) -> list[str]:
+    """Jobs with a failure record (of ``rtype``), oldest failure first."""
+    failures = sorted(store.range(keys.FAILURES)[0], key=lambda e: e.value.get("at", 0))
+    found = []
+    for entry in failures:
+        job_id = entry.key[len(keys.FAILURES):]
+        value = store.value(keys.job(job_id))
+        if value is not None and rtype in (None, value[1]["resource_type"]):
+            found.append(job_id)
+    return found
+
+
+def _guard(store: Store, key: str) -> tuple[Entry | None, Any]:
+    """The key's entry now and a transaction guard that it stays so."""
+    entry = store.get(key)
+    return entry, Compare.unchanged(key, entry.mod_revision) if entry else Compare.absent(key)
+
+
+def _resource_guards(store: Store, job: Job) -> list[Any]:
+    """Refuse when the resource moved on; guards that it has not by the time we commit."""
+    rtype, rid, name = job.resource_type, job.resource_id, f"{job.resource_type} {job.resource_id}"
+    workflow = store.value(keys.workflow(rtype, rid))
+    if workflow is not None:
+        raise Refused(f"{name} has a workflow in flight ({workflow.get('action')} of version "
+                      f"{workflow.get('version')}); requeue when it has ended")
+    state, state_guard = _guard(store, keys.state(rtype, rid))
+    if state is not None and envelope_version(state.value) > job.version:
+        raise Refused(f"/state of {name} is at version {envelope_version(state.value)} already; "
+                      f"job {job.id} of version {job.version} is outdated")
+    config, config_guard = _guard(store, keys.config(rtype, rid))
+    if config is not None and envelope_version(config.value) > job.version:
+        raise Refused(f"the config of {name} is at version {envelope_version(config.value)}; "
+                      f"job {job.id} of version {job.version} is outdated (the newer version gets its own jobs)")
+    return [Compare.absent(keys.workflow(rtype, rid)), state_guard, config_guard]
+
+
+def requeue(store: Store, app: Celery, job_id: str) -> Requeued:
+    """Re-claim the workflow, count the attempt, clear the failure, and send the chain from this job on."""
+    entry = store.get(keys.job(job_id))
+    if entry is None:
+        raise UnknownJob(f"no job {job_id} in {keys.JOBS} (finished jobs are removed)")
+    handler, document, attempts = entry.value
+    job = Job.from_document(document)
+    failure = store.get(keys.failure(job_id))
+    if failure is None:
+        raise Refused(f"job {job_id} has not failed (no {keys.failure(job_id)}); only failed jobs are requeued")
+    chain = workflow_jobs(store, job)
+    rest = chain[[j.id for j in chain].index(job_id):]
+    guards = _resource_guards(store, job) + [Compare.unchanged(entry.key, entry.mod_revision),
+                                             Compare.unchanged(failure.key, failure.mod_revision)]
+    workflow_key = keys.workflow(job.resource_type, job.resource_id)
+    workflow = {"version": job.version, "action": job.action, "jobs": [j.id for j in chain]}
+    if not store.commit(guards, {workflow_key: workflow, entry.key: [handler, document, attempts + 1]},
+                        [failure.key]):
+        raise Refused(f"{job.resource_type} {job.resource_id} changed while requeueing {job_id}; try again")
+    try:
+        for task_id in [j.id for j in rest] + [f"{dispatch.FINALIZE}:{job.job_name}"]:
+            app.AsyncResult(task_id).forget()  # the old FAILURE would read as this run's state
+        dispatch.send(app, rest)
+    except Exception:
+        store.commit(puts={failure.key: failure.value, entry.key: entry.value}, deletes=[workflow_key])
+        raise
+    return Requeued(job_id, attempts + 1, [j.id for j in rest])

@@ -1,0 +1,151 @@
+"""esiprov.settings: every value checked at start, with a message naming the variable, and no secret shown."""
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from esiprov.settings import ConfigError, Endpoint, EtcdTls, Settings, from_env
+
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+SECRET = "s3cret-0123"
+
+
+@pytest.fixture
+def pem(tmp_path: Path) -> Path:
+    """A file that looks like PEM (settings checks the form, TLS checks the content)."""
+    path = tmp_path / "ca.pem"
+    path.write_text(PEM)
+    return path
+
+
+def rejected(env: dict[str, str], match: str) -> ConfigError:
+    with pytest.raises(ConfigError, match=match) as error:
+        from_env(env)
+    return error.value
+
+
+def test_an_empty_environment_gives_plain_loopback_defaults() -> None:
+    settings = from_env({})
+    assert settings.etcd_endpoints == (Endpoint("127.0.0.1", 2379),)
+    assert (settings.etcd_tls, settings.etcd_user, settings.etcd_password) == (None, None, None)
+    assert settings.broker_url == settings.result_backend == "redis://127.0.0.1:6379/0"
+    assert (settings.broker_ssl, settings.result_backend_ssl) == (None, None)
+
+
+@pytest.mark.parametrize("endpoints", ["127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x", "127.0.0.1",
+                                       "http://127.0.0.1:2379"])
+def test_an_etcd_endpoint_that_is_not_host_and_port_is_rejected(endpoints: str) -> None:
+    rejected({"ESIPROV_ETCD_ENDPOINTS": endpoints}, "ESIPROV_ETCD_ENDPOINTS")
+
+
+def test_etcd_tls_files_are_taken_when_they_exist_and_look_like_pem(pem: Path) -> None:
+    env = {"ESIPROV_ETCD_CA": str(pem), "ESIPROV_ETCD_CERT": str(pem), "ESIPROV_ETCD_KEY": str(pem)}
+    assert from_env(env).etcd_tls == EtcdTls(pem, pem, pem)
+    assert from_env({"ESIPROV_ETCD_CA": str(pem)}).etcd_tls == EtcdTls(ca=pem)
+
+
+@pytest.mark.parametrize("variable", ["ESIPROV_ETCD_CA", "ESIPROV_ETCD_CERT", "ESIPROV_ETCD_KEY"])
+def test_a_missing_etcd_tls_file_is_named_with_its_variable(tmp_path: Path, pem: Path, variable: str) -> None:
+    env = {"ESIPROV_ETCD_CERT": str(pem), "ESIPROV_ETCD_KEY": str(pem), variable: str(tmp_path / "nope.pem")}
+    rejected(env, f"{variable}: .*nope.pem is not a file")
+
+
+def test_a_directory_or_a_file_that_is_not_pem_is_rejected(tmp_path: Path) -> None:
+    rejected({"ESIPROV_ETCD_CA": str(tmp_path)}, "ESIPROV_ETCD_CA: .* is not a file")
+    (tmp_path / "ca.der").write_bytes(b"\x30\x82\x01\x0a")
+    rejected({"ESIPROV_ETCD_CA": str(tmp_path / "ca.der")}, "ESIPROV_ETCD_CA: .* is not a PEM file")
+
+
+def test_a_client_certificate_without_its_key_is_rejected(pem: Path) -> None:
+    rejected({"ESIPROV_ETCD_CERT": str(pem)}, "ESIPROV_ETCD_CERT and ESIPROV_ETCD_KEY go together")
+
+
+def test_an_etcd_user_needs_a_password_and_a_password_a_user() -> None:
+    rejected({"ESIPROV_ETCD_USER": "esiprov"}, "ESIPROV_ETCD_USER and ESIPROV_ETCD_PASSWORD go together")
+    error = rejected({"ESIPROV_ETCD_PASSWORD": SECRET}, "go together")
+    assert SECRET not in str(error)
+
+
+def test_a_secret_can_come_from_a_file_named_by_its_FILE_variable(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text(SECRET + "\n")
+    settings = from_env({"ESIPROV_ETCD_USER": "esiprov", "ESIPROV_ETCD_PASSWORD_FILE": str(tmp_path / "pw"),
+                         "ESIPROV_HEAT_TOKEN_FILE": str(tmp_path / "pw")})
+    assert (settings.etcd_user, settings.etcd_password, settings.heat_token) == ("esiprov", SECRET, SECRET)
+
+
+def test_a_secret_given_twice_or_from_a_missing_file_is_rejected(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text(SECRET)
+    rejected({"ESIPROV_HEAT_TOKEN": "x", "ESIPROV_HEAT_TOKEN_FILE": str(tmp_path / "pw")},
+             "ESIPROV_HEAT_TOKEN and ESIPROV_HEAT_TOKEN_FILE are both set")
+    rejected({"ESIPROV_HEAT_TOKEN_FILE": str(tmp_path / "nope")}, "ESIPROV_HEAT_TOKEN_FILE: .* is not a file")
+
+
+def test_a_rediss_url_gives_verified_tls_options_and_a_url_without_them(pem: Path) -> None:
+    url = f"rediss://:{SECRET}@redis.example:6380/2?ssl_ca_certs={pem}&ssl_certfile={pem}&ssl_keyfile={pem}"
+    settings = from_env({"ESIPROV_BROKER_URL": url})
+    assert settings.broker_url == settings.result_backend == f"rediss://:{SECRET}@redis.example:6380/2"
+    assert settings.broker_ssl == settings.result_backend_ssl == {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": str(pem), "ssl_certfile": str(pem),
+        "ssl_keyfile": str(pem)}
+
+
+def test_a_bare_rediss_url_still_verifies_the_server_certificate_unless_told_not_to() -> None:
+    assert from_env({"ESIPROV_BROKER_URL": "rediss://h:6380/0"}).broker_ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+    none = from_env({"ESIPROV_BROKER_URL": "rediss://h:6380/0?ssl_cert_reqs=CERT_NONE"})
+    assert none.broker_ssl == {"ssl_cert_reqs": ssl.CERT_NONE}
+
+
+def test_the_result_backend_has_its_own_tls_options() -> None:
+    settings = from_env({"ESIPROV_BROKER_URL": "redis://h:6379/0", "ESIPROV_RESULT_BACKEND": "rediss://h:6380/1"})
+    assert (settings.broker_ssl, settings.result_backend_ssl) == (None, {"ssl_cert_reqs": ssl.CERT_REQUIRED})
+
+
+@pytest.mark.parametrize("url, match", [
+    (f"amqp://:{SECRET}@h:5672//", "expected redis://"),
+    (f"redis://:{SECRET}@h:99999/0", "the port is not a number in 1-65535"),
+    (f"redis://:{SECRET}@h:6379/zero", "the database .* is not a number"),
+    (f"redis://:{SECRET}@h:6379/0?ssl_cert_reqs=required", "ssl_\\* parameters need a rediss:// URL"),
+    (f"rediss://:{SECRET}@h:6379/0?ssl_cert_reqs=maybe", "ssl_cert_reqs must be required, optional or none"),
+    (f"rediss://:{SECRET}@h:6379/0?ssl_ca=/x", "unknown parameter ssl_ca"),
+    (f"rediss://:{SECRET}@h:6379/0?ssl_ca_certs=/nope.pem", "ssl_ca_certs: /nope.pem is not a file"),
+], ids=["amqp", "port", "db", "ssl-on-redis", "cert-reqs", "unknown", "missing-ca"])
+def test_a_bad_broker_url_is_rejected_without_showing_its_password(url: str, match: str) -> None:
+    error = rejected({"ESIPROV_BROKER_URL": url}, f"ESIPROV_BROKER_URL.*{match}")
+    assert SECRET not in str(error)
+
+
+@pytest.mark.parametrize("url, match", [
+    ("http://127.0.0.1:8004/v1", "must contain {tenant_id}"),
+    ("http://{tenant_id}.heat:8004/v1", "must contain {tenant_id}"),
+    (f"http://admin:{SECRET}@127.0.0.1:8004/v1/{{tenant_id}}", "no credentials in the URL"),
+    ("ftp://127.0.0.1/v1/{tenant_id}", "is not an http\\(s\\) URL"),
+    ("http://127.0.0.1:0/v1/{tenant_id}", "the port is not a number"),
+], ids=["no-tenant", "tenant-in-host", "credentials", "ftp", "port"])
+def test_a_heat_url_must_be_http_with_the_tenant_in_its_path_and_no_credentials(url: str, match: str) -> None:
+    error = rejected({"ESIPROV_HEAT_URL": url}, f"ESIPROV_HEAT_URL: .*{match}")
+    assert SECRET not in str(error)
+
+
+def test_a_keystone_url_must_be_http() -> None:
+    rejected({"OS_AUTH_URL": "keystone:5000"}, "OS_AUTH_URL: .* is not an http")
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "snmp"])
+def test_an_snmp_port_outside_1_to_65535_is_rejected(port: str) -> None:
+    rejected({"ESIPROV_SNMP_PORT": port}, "ESIPROV_SNMP_PORT")
+
+
+def test_no_secret_shows_in_the_settings_repr(tmp_path: Path) -> None:
+    settings = from_env({
+        "ESIPROV_ETCD_USER": "esiprov", "ESIPROV_ETCD_PASSWORD": f"etcd-{SECRET}",
+        "ESIPROV_BROKER_URL": f"redis://:redis-{SECRET}@h:6379/0", "ESIPROV_HEAT_TOKEN": f"heat-{SECRET}",
+        "ESIPROV_HEAT_URL": "http://h:8004/v1/{tenant_id}", "ESIPROV_SNMP_COMMUNITIES": f"TOKEN=snmp-{SECRET}",
+        "OS_AUTH_URL": "http://k:5000/v3", "OS_PASSWORD": f"os-{SECRET}"})
+    assert "esiprov" in repr(settings)
+    assert SECRET not in repr(settings)
+
+
+def test_settings_built_in_code_default_to_no_tls_and_no_login() -> None:
+    assert (Settings().etcd_tls, Settings().etcd_user, Settings().broker_ssl) == (None, None, None)

@@ -1,0 +1,168 @@
+"""Template and schema validation before anything is written, and template choice, without services."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from esiprov import templates
+from esiprov.mappings import MappingError
+from esiprov.model import ResourceVersion
+from esiprov.templates import Schema, Template, TemplateError
+
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference-data" / "plan_reference.json"
+HOT = """heat_template_version: 2013-05-23
+parameters:
+  name: {type: string}
+  note: {type: string, default: ""}
+resources: {}
+"""
+SCHEMA = Schema({"heat_worker": {"ese_device": "ACese_device_&Pexisting"}},
+                {"ese_device": {"existing": "new"}}, {"ese_physical_port": {"ese_device_id": "ese_device"}})
+
+
+def heat(id="t", mappings=None, text=HOT, handler="heat_worker"):
+    return Template(id, handler, text, {"name": "Pname"} if mappings is None else mappings)
+
+
+def problems(*found, schema=SCHEMA):
+    with pytest.raises(TemplateError) as raised:
+        templates.validate(schema, list(found))
+    head, *lines = str(raised.value).split("\n")
+    assert head == f"{len(lines)} problem{'s' if len(lines) > 1 else ''} in the templates; nothing was written:"
+    return [line.strip() for line in lines]
+
+
+def test_the_shipped_templates_are_valid():
+    schema, found = templates.load_dir(templates.SHIPPED)
+    assert len(found) == 6 and "heat_worker" in schema.template_mappings
+
+
+def test_the_reference_templates_are_valid():
+    data = json.loads(REFERENCE.read_text())
+    templates.validate(SCHEMA, [templates.parse_template(t["body"], t["key"]) for t in data["templates"]])
+
+
+def test_heat_timeout_and_jinja_params_need_no_hot_parameter():
+    text = HOT.replace("resources: {}", "resources:\n{% for port in jinja_ports %}"
+                                        "  {{ port.name }}: {type: OS::Heat::None}\n{% endfor %}")
+    templates.validate(SCHEMA, [heat(mappings={"name": "Pname", "heat_timeout": "C6", "jinja_ports": "Pports"},
+                                     text=text)])
+
+
+def test_a_bad_mapping_names_template_parameter_and_mapping():
+    assert problems(heat(mappings={"name": "Zname"})) == [
+        "template t parameter name (Zname): unknown operator 'Z' (a string mapping starts with one of P C V F M O A)"]
+    assert problems(heat(mappings={"name": {"field": "a", "paht": ["x"]}})) == [
+        ('template t parameter name ({"field": "a", "paht": ["x"]}): '
+         "unknown key 'paht' beside 'field' (it may have path, ignore_missing)")]
+
+
+def test_hot_parameters_and_mappings_must_agree():
+    assert problems(heat(mappings={"name": "Pname", "colour": "Cred"}), heat("u", mappings={})) == [
+        "template t parameter colour: not declared in the template's HOT parameters",
+        "template u parameter name: declared without a default but not mapped (Heat would refuse the stack)"]
+
+
+def test_the_template_text_must_be_hot():
+    assert problems(heat(text="parameters: {}\n")) == [
+        "template t: template_file has no heat_template_version (not a HOT template)"]
+    assert problems(heat(text="heat_template_version: 1\nparameters: [a]\n")) == [
+        "template t: template_file's parameters must be a mapping"]
+    assert problems(heat(text="heat_template_version: 1\nparameters:\n  a: 1\n b: 2\n")) == [
+        "template t: template_file is not valid YAML (line 4: expected <block end>, but found '<block mapping start>')"]
+
+
+def test_jinja_must_parse_and_every_variable_must_be_supplied():
+    assert problems(heat(text=HOT + "{% if x %}")) == [
+        ("template t: template_file is not a valid Jinja template (line 6: Unexpected end of template. "
+         "Jinja was looking for the following tags: 'elif' or 'else' or 'endif'. "
+         "The innermost block that needs to be closed is 'if'.)")]
+    assert problems(heat(text=HOT + "# {{ name }} {{ jinja_x }}")) == [
+        "template t: template_file uses jinja_x, name, which no jinja_* parameter maps"]
+    assert problems(heat("m", {"a": "Pa"}, "port: {{ b }}", "monitoring_worker")) == [
+        "template m: template_file uses b, which no parameter maps"]
+
+
+def test_a_monitoring_template_renders_to_one_target():
+    templates.validate(SCHEMA, [heat("m", {"a": "Pa"}, "port: {type: physical_port, name: {{ a | tojson }}}",
+                                     "monitoring_worker")])
+    assert problems(heat("m", {"a": "Pa"}, "port: {{ a }}\nswitch: {}", "monitoring_worker")) == [
+        "template m: template_file must render to one field whose value describes the target"]
+
+
+def test_handler_schema_and_duplicates():
+    schema = Schema({"heat_worker": {"ese_device": "Mx"}, "dns_worker": {}, "monitoring_worker": None},
+                    {"ese_device": []}, {"ese_physical_port": {"ese_device_id": 1}})
+    assert problems(heat(), heat(), heat("x", handler="dns_worker"), schema=schema) == [
+        "template t: defined more than once",
+        "schema template_mappings heat_worker ese_device (Mx): expected M<type>:<fk>:<output_key>",
+        "schema template_mappings dns_worker: unknown handler (known: heat_worker, monitoring_worker)",
+        "schema template_mappings monitoring_worker: must map resource types to template mappings",
+        "schema relations: must map each resource type to {foreign-key field: type}",
+        "schema defaults: must map each resource type to {field: default value}",
+        "template x: unknown handler 'dns_worker' (known: heat_worker, monitoring_worker)"]
+
+
+def write(directory, name, doc):
+    (directory / name).write_text(doc if isinstance(doc, str) else yaml.safe_dump(doc))
+
+
+def test_load_dir_reports_every_problem_of_every_file_at_once(tmp_path):
+    write(tmp_path, "schema.yaml", SCHEMA.document())
+    write(tmp_path, "a.yaml", {**heat("a", {"name": "P"}).body()})
+    write(tmp_path, "b.yaml", "id: b\nhandler: [")
+    write(tmp_path, "c.yaml", {"id": "c"})
+    write(tmp_path, "d.yaml", heat("d", {"name": "Pname", "size": "C1"}).body())
+    with pytest.raises(TemplateError) as raised:
+        templates.load_dir(tmp_path)
+    assert str(raised.value).split("\n") == [
+        "4 problems in the templates; nothing was written:",
+        f"  {tmp_path}/b.yaml: not valid YAML (line 2: expected the node content, but found '<stream end>')",
+        f"  {tmp_path}/c.yaml: missing handler, template_file, parameter_mappings",
+        "  template a parameter name (P): expected P<field>: '' is not a name",
+        "  template d parameter size: not declared in the template's HOT parameters"]
+
+
+def test_load_dir_without_a_schema_says_so(tmp_path):
+    write(tmp_path, "a.yaml", heat("a").body())
+    with pytest.raises(TemplateError, match="schema.yaml: cannot read \\(No such file or directory\\)"):
+        templates.load_dir(tmp_path)
+
+
+class Untouchable:
+    """A store that fails the test if save() reads or writes anything."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"store.{name} used although the templates are invalid")
+
+
+def test_save_writes_nothing_when_a_template_is_invalid():
+    with pytest.raises(TemplateError, match="template t parameter name"):
+        templates.save(Untouchable(), SCHEMA, [heat(mappings={"name": "Z"})])
+
+
+# --- template choice --------------------------------------------------------------
+def choose(schema, body, rtype="ese_device"):
+    return schema.choose(ResourceVersion(rtype, "d1", 1, body), lambda t, i: None)
+
+
+def test_template_choice_uses_the_schema_defaults_and_the_grammar():
+    assert choose(SCHEMA, {}) == [("heat_worker", "ese_device_new")]
+    assert choose(SCHEMA, {"existing": "existing"}) == [("heat_worker", "ese_device_existing")]
+    assert choose(SCHEMA, {}, "location") == []
+
+
+def test_a_template_mapping_giving_null_is_not_workable():
+    port = {"if_mapping": {"regexp": [{"field": "device_owner"}, {"constant": "network:dhcp|network:empty"}]},
+            "then_mapping": {"constant": None}, "else_mapping": {"constant": "port"}}
+    schema = Schema({"heat_worker": {"port": port}})
+    assert choose(schema, {"device_owner": "network:dhcp"}, "port") == []
+    assert choose(schema, {"device_owner": "compute:nova"}, "port") == [("heat_worker", "port")]
+
+
+def test_a_template_mapping_that_fails_names_handler_and_type():
+    with pytest.raises(MappingError) as raised:
+        choose(Schema({"heat_worker": {"ese_device": "ACese_device_&Pkind"}}), {})
+    assert str(raised.value) == ("heat_worker template mapping of ese_device (ACese_device_&Pkind): "
+                                 "field 'kind' is missing from the ese_device body")
