@@ -14,7 +14,7 @@ DEB_PACKAGES := etcd-server etcd-client redis-server libsnmp-dev snmp build-esse
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv heat-venv test unit demo flower clean
+.PHONY: help deps venv heat-venv test unit demo flower bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ unit: venv ## run the unit tests only (fast, no services)
 
 demo: deps venv heat-venv ## run the end-to-end demo on local services
 	$(VENV)/bin/python -m esiprov.devenv.demo
+
+bench: deps venv ## run the benchmarks on local services (monitoring: 2,000 ports on 40 emulated switches)
+	$(VENV)/bin/python -m bench.monitoring
 
 flower: venv ## run Flower on 127.0.0.1:FLOWER_PORT (5555); FLOWER_UNAUTHENTICATED_API=true opens its /api without auth
 	$(VENV)/bin/celery -A tasks flower --address=127.0.0.1 --port=$(FLOWER_PORT)

@@ -53,3 +53,10 @@ task_routes = {
 beat_schedule = {
     "resync": {"task": "esiprov.resync", "schedule": _settings.resync_interval},
 }
+
+# --- monitoring poller: its own queue, and a beat entry every ESIPROV_MONITOR_INTERVAL seconds.
+# A poll that waited longer than one interval in the queue is dropped: the next one is due anyway.
+task_queues.append(Queue("poller", Exchange("poller"), routing_key="poller"))
+task_routes["esiprov.poll_targets"] = {"queue": "poller"}
+beat_schedule["poll_targets"] = {"task": "esiprov.poll_targets", "schedule": _settings.monitor_interval,
+                                 "options": {"expires": _settings.monitor_interval}}

@@ -62,7 +62,13 @@ def _table(rows: Iterable[dict[str, Any]], columns: Sequence[str], title: str | 
                   title=title, title_justify="left")
     for row in rows:
         table.add_row(*(Text("" if row.get(c) is None else str(row[c])) for c in columns))
-    _console().print(table)
+    console = _console()
+    if console.is_terminal:
+        console.print(table)
+        return
+    with console.capture() as captured:  # piped: no padding after the last column, for grep and awk
+        console.print(table)
+    print("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def _age(seconds: float | None) -> str:

@@ -13,6 +13,7 @@ the resource.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +112,7 @@ def requeue(store: Store, app: Celery, job_id: str) -> Requeued:
     guards = _resource_guards(store, job) + [Compare.unchanged(entry.key, entry.mod_revision),
                                              Compare.unchanged(failure.key, failure.mod_revision)]
     workflow_key = keys.workflow(job.resource_type, job.resource_id)
-    workflow = {"version": job.version, "action": job.action, "jobs": [j.id for j in chain]}
+    workflow = {"version": job.version, "action": job.action, "jobs": [j.id for j in chain], "sent_at": time.time()}
     if not store.commit(guards, {workflow_key: workflow, entry.key: [handler, document, attempts + 1]},
                         [failure.key]):
         raise Refused(f"{job.resource_type} {job.resource_id} changed while requeueing {job_id}; try again")

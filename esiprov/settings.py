@@ -92,6 +92,21 @@ class Settings:
         """The real community for a template token; an unmapped token is the community itself."""
         return self.snmp_communities.get(token, token)
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every configured secret, longest first (a secret that contains another is replaced whole)."""
+        passwords = (urllib.parse.urlsplit(url).password for url in (self.broker_url, self.result_backend))
+        found = {self.heat_token, self.etcd_password, self.keystone and self.keystone.password,
+                 *self.snmp_communities.values(), *passwords}
+        found |= {urllib.parse.unquote(secret) for secret in found if secret}
+        return tuple(sorted(filter(None, found), key=len, reverse=True))
+
+    def redact(self, text: str) -> str:
+        """``text`` with every configured secret replaced by ``***``: for any message bound for a log or /state."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
 
 def _port(name: str, raw: str) -> int:
     if not raw.isdigit() or not 0 < int(raw) < 65536:

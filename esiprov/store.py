@@ -12,8 +12,11 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-# gRPC's C core would print TLS failures on stderr itself; StoreError carries them, in one line.
+# Before gRPC loads (an operator's own values win): its C core would print TLS failures on stderr
+# itself (StoreError carries them, in one line), and its fork handlers can abort a child forked while
+# a channel is busy (a subprocess started with preexec_fn) before that child reaches exec.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 import grpc  # noqa: E402
 import pyetcd  # noqa: E402

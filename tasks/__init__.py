@@ -9,4 +9,4 @@ from celery import Celery
 app = Celery("esiprov")
 app.config_from_object("celeryconfig")
 
-from tasks import finalize, heat_worker, monitoring_worker, resync  # noqa: E402,F401  (registers the tasks)
+from tasks import finalize, heat_worker, monitoring_worker, poller, resync  # noqa: E402,F401  (registers the tasks)

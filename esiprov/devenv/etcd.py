@@ -20,13 +20,12 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-from pyetcd import etcdrpc, utils
-from pyetcd.etcdrpc import auth_pb2
-
+from esiprov.store import REQUEST_TIMEOUT, etcd_client  # first: it sets gRPC's environment before gRPC loads
 from esiprov.devenv.certs import CertificateAuthority, TlsFiles
 from esiprov.devenv.process import LocalServer, ServiceError, free_port
 from esiprov.settings import from_env
-from esiprov.store import REQUEST_TIMEOUT, etcd_client
+from pyetcd import etcdrpc, utils  # noqa: I001
+from pyetcd.etcdrpc import auth_pb2
 
 #: the client certificate the launcher itself uses; with auth on, etcd maps its CN to the root user
 ADMIN = "root"

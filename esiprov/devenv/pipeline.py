@@ -33,7 +33,11 @@ def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", co
     return service.start(lambda: _logged(service, "ready."), timeout=60)
 
 
-def start_watcher(env: Mapping[str, str], log_dir: Path, name: str = "watcher") -> Service:
-    """``esiprov watch``, ready once it has listed /config and watches."""
+#: what a watcher logs once it leads and watches, or once it stands by behind another
+LEADING, STANDING_BY = "watching /config", "stands by"
+
+
+def start_watcher(env: Mapping[str, str], log_dir: Path, name: str = "watcher", ready: str = LEADING) -> Service:
+    """``esiprov watch``, ready once it logs ``ready`` (by default: it leads, has listed and watches)."""
     service = Service(name, [sys.executable, "-m", "esiprov.cli", "watch"], log_dir, dict(env), cwd=ROOT)
-    return service.start(lambda: _logged(service, "watching /config"), timeout=60)
+    return service.start(lambda: _logged(service, ready), timeout=60)

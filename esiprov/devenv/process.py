@@ -6,7 +6,6 @@ answers, and stopped (TERM, then KILL) when the ``with`` block ends.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
@@ -54,12 +53,12 @@ def tcp_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child: get SIGTERM when the parent dies, so a killed test run leaves no services behind."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _dying_with_parent(argv: Sequence[str]) -> list[str]:
+    """argv run under ``setpriv --pdeathsig``: the child gets SIGTERM if its parent dies, so a killed
+    test run leaves no services behind. (Not a preexec_fn: forking a process that runs gRPC threads
+    and running Python before exec crashes the child.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else list(argv)
 
 
 class Service:
@@ -78,9 +77,8 @@ class Service:
         """Start the process and wait until ``ready()``; on failure stop it and raise ServiceError."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env, cwd=self.cwd, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+            self.proc = subprocess.Popen(_dying_with_parent(self.argv), stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.env, cwd=self.cwd, start_new_session=True)
         try:
             wait_until(lambda: self._alive() and ready(), timeout, self.name)
         except TimeoutError as exc:

@@ -23,6 +23,7 @@ import pytest
 from esiprov import keys, templates
 from esiprov.devenv.apiserver import envelope, put_config, wait_for_state
 from esiprov.devenv.etcd import EtcdServer
+from esiprov.devenv.pipeline import LEADING
 from esiprov.devenv.process import free_port, wait_until
 from esiprov.settings import from_env
 from esiprov.store import Store
@@ -115,6 +116,8 @@ def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(pi
     rid, job_id = failed_thing(store)
 
     found = as_json(esiprov(env, "jobs", "list", "--failed", "--type", LAB, "--json"))
+    assert all(set(row) == {"id", "resource", "type", "resource_id", "version", "action", "handler", "attempts",
+                            "status", "celery_state", "age_seconds", "error"} for row in found)
     mine = [row for row in found if row["resource_id"] == rid]
     assert [(r["id"], r["handler"], r["action"], r["attempts"], r["status"], r["celery_state"]) for r in mine] == \
         [(job_id, "heat_worker", "create", 0, "failed", "FAILURE")]
@@ -158,7 +161,8 @@ def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(pi
 
 
 # --- requeue refusals -----------------------------------------------------------------
-def test_requeue_says_3_for_an_unknown_job_and_1_for_a_job_that_did_not_fail(pipeline, lab):
+def test_requeue_refuses_unknown_jobs_with_3_and_jobs_that_did_not_fail_or_whose_resource_is_busy_with_1(
+        pipeline, lab):
     env = pipeline.env
     rid, job_id = failed_thing(lab)
     blocked = next(e.key[len(keys.JOBS):] for e in lab.range(keys.JOBS, keys_only=True)[0]
@@ -168,22 +172,16 @@ def test_requeue_says_3_for_an_unknown_job_and_1_for_a_job_that_did_not_fail(pip
     assert "no job create:heat_worker:nope:1:x in /jobs/all/" in unknown
     not_failed = one_line_error(esiprov(env, "jobs", "requeue", blocked), 1)
     assert f"job {blocked} has not failed" in not_failed
-
     both = esiprov(env, "jobs", "requeue", "--json", "nope", blocked)
     assert both.returncode == 3
     assert [(r["job"], r["requeued"]) for r in json.loads(both.stdout)] == [("nope", False), (blocked, False)]
-    assert lab.value(keys.job(job_id))[2] == 0 and lab.get(keys.failure(job_id)) is not None
 
-
-def test_requeue_is_refused_while_another_workflow_of_the_resource_is_in_flight(pipeline, lab):
-    rid, job_id = failed_thing(lab)
-    in_flight = {"version": 1, "action": "modify", "jobs": []}
-    lab.put(keys.workflow(LAB, rid), in_flight)
+    lab.put(keys.workflow(LAB, rid), {"version": 1, "action": "modify", "jobs": []})
     try:
-        refused = one_line_error(esiprov(pipeline.env, "jobs", "requeue", job_id), 1)
+        busy = one_line_error(esiprov(env, "jobs", "requeue", job_id), 1)
     finally:
         lab.delete(keys.workflow(LAB, rid))
-    assert f"{LAB} {rid} has a workflow in flight (modify of version 1)" in refused
+    assert f"{LAB} {rid} has a workflow in flight (modify of version 1)" in busy
     assert lab.value(keys.job(job_id))[2] == 0 and lab.get(keys.failure(job_id)) is not None
 
 
@@ -200,24 +198,10 @@ def test_requeue_failed_with_no_failed_jobs_of_a_type_says_so(pipeline):
     assert as_json(esiprov(pipeline.env, "jobs", "requeue", "--failed", "--type", "no_such_type", "--json")) == []
 
 
-@pytest.mark.parametrize("args", [("jobs", "requeue"), ("jobs", "requeue", "--type", LAB, "x"),
-                                  ("jobs", "requeue", "--failed", "x"), ("jobs",), ("state", "show", LAB)])
-def test_bad_usage_exits_2_before_connecting_to_anything(args):
-    assert esiprov({"ESIPROV_ETCD_ENDPOINTS": f"127.0.0.1:{free_port()}"}, *args).returncode == 2
-
-
 # --- listings and shows ---------------------------------------------------------------
 def test_jobs_show_of_an_unknown_job_exits_3_and_names_celerys_state(pipeline):
     error = one_line_error(esiprov(pipeline.env, "jobs", "show", "create:heat_worker:nope:1:x"), 3)
     assert "no job create:heat_worker:nope:1:x in /jobs/all/" in error and "PENDING" in error
-
-
-def test_jobs_list_json_is_a_list_of_flat_records(pipeline, lab):
-    failed_thing(lab)
-    rows = as_json(esiprov(pipeline.env, "jobs", "list", "--json"))
-    assert rows and all(set(row) == {"id", "resource", "type", "resource_id", "version", "action", "handler",
-                                     "attempts", "status", "celery_state", "age_seconds", "error"} for row in rows)
-    assert {row["status"] for row in rows} <= {"pending", "running", "done", "failed", "blocked"}
 
 
 def test_templates_list_and_show_give_a_table_and_json(pipeline):
@@ -288,10 +272,12 @@ def private_etcd(tmp_path) -> Iterator[tuple[Store, dict[str, str]]]:
 
 def test_templates_load_writes_every_shipped_template_and_the_schema_and_bumps_versions(private_etcd):
     store, env = private_etcd
+    schema, shipped = templates.load_dir(templates.SHIPPED)
     first = esiprov(env, "templates", "load")
-    assert first.returncode == 0 and first.stdout.startswith(f"loaded 6 templates and the schema from {templates.SHIPPED}")
+    assert first.returncode == 0
+    assert first.stdout.startswith(f"loaded {len(shipped)} templates and the schema from {templates.SHIPPED}")
     assert esiprov(env, "templates", "load", str(templates.SHIPPED)).returncode == 0
-    assert store.value(keys.SCHEMA) == templates.load_dir(templates.SHIPPED)[0].document()
+    assert store.value(keys.SCHEMA) == schema.document()
     assert {r["version"] for r in as_json(esiprov(env, "templates", "list", "--json"))} == {2}
     one_line_error(esiprov(env, "templates", "load", "/nonexistent"), 1)
 
@@ -303,7 +289,7 @@ def test_watch_lists_config_then_stops_cleanly_on_sigterm(private_etcd, tmp_path
         proc = subprocess.Popen([sys.executable, "-m", "esiprov.cli", "watch"], stdout=out, stderr=subprocess.STDOUT,
                                 env={**env, "PATH": os.environ["PATH"]})
     try:
-        wait_until(lambda: "watching /config/v2.0/ from revision" in log.read_text(), 30, "esiprov watch")
+        wait_until(lambda: LEADING in log.read_text(), 30, "esiprov watch")
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -318,14 +304,6 @@ def test_state_show_says_in_one_line_when_heat_is_unreachable_and_no_heat_skips_
     assert error.startswith(f"esiprov: Heat: show stack ese_device_{seed.DEVICE_ID}:") and "never-shown" not in error
     skipped = as_json(esiprov(heat_env, "state", "show", "ese_device", seed.DEVICE_ID, "--no-heat", "--json"))
     assert skipped["heat"] is None and skipped["config"]["version"] == 1
-
-
-@pytest.mark.parametrize("args", [("templates", "load"), ("templates", "list"), ("templates", "show", "x"), ("plan", "ese_device", "x"),
-                                  ("jobs", "list"), ("jobs", "show", "x"), ("jobs", "requeue", "x"),
-                                  ("state", "show", "ese_device", "x"), ("resync",)])
-def test_every_command_says_in_one_line_when_etcd_is_unreachable(args):
-    error = one_line_error(esiprov({"ESIPROV_ETCD_ENDPOINTS": f"127.0.0.1:{free_port()}"}, *args), 1)
-    assert error.startswith("esiprov: etcd at 127.0.0.1:")
 
 
 def test_commands_that_need_redis_say_in_one_line_when_it_is_unreachable_without_its_password(private_etcd):

@@ -183,7 +183,6 @@ class SecureRun:
     worker: Service
     watcher: Service
     flower: Flower
-    device: dict[str, Any]
     doomed: dict[str, Any]
     states: list[dict[str, Any]]
     cli_output: str
@@ -206,6 +205,7 @@ def _lifecycle(admin: Store, device: dict[str, Any], doomed: dict[str, Any]) -> 
 def secure_run(etcd: EtcdServer, etcd_env: dict[str, str], admin: Store, ca: CertificateAuthority,
                heat_server: HeatServer, switches: Switches,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureRun]:
+    """Flower, a worker and the watcher on the TLS+auth etcd and a TLS Redis with a password; one run."""
     logs = tmp_path_factory.mktemp("secure-run")
     with running(RedisServer(requirepass=REDIS_PASSWORD, log_dir=logs, tls=ca)) as redis:
         env = {**esiprov_env(etcd, redis, heat_server, switches, COMMUNITY), **etcd_env,
@@ -218,7 +218,7 @@ def secure_run(etcd: EtcdServer, etcd_env: dict[str, str], admin: Store, ca: Cer
             device, doomed = device_body(), device_body(existing="doomed")
             states = _lifecycle(admin, device, doomed)
             cli = [esiprov(env, *args) for args in (["jobs", "list", "--failed"], ["state", "show", DEVICE, doomed["id"]])]
-            yield SecureRun(admin, worker, watcher, flower, device, doomed, states,
+            yield SecureRun(admin, worker, watcher, flower, doomed, states,
                             "".join(done.stdout + done.stderr for done in cli))
 
 

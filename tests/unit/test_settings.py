@@ -149,3 +149,14 @@ def test_no_secret_shows_in_the_settings_repr(tmp_path: Path) -> None:
 
 def test_settings_built_in_code_default_to_no_tls_and_no_login() -> None:
     assert (Settings().etcd_tls, Settings().etcd_user, Settings().broker_ssl) == (None, None, None)
+
+
+def test_redact_replaces_every_configured_secret_and_nothing_else() -> None:
+    settings = from_env({
+        "ESIPROV_ETCD_USER": "esiprov", "ESIPROV_ETCD_PASSWORD": "etcd-pw",
+        "ESIPROV_BROKER_URL": "redis://:br%40ker@h:6379/0", "ESIPROV_RESULT_BACKEND": "redis://:backend-pw@h:6379/1",
+        "ESIPROV_HEAT_TOKEN": "heat-token", "ESIPROV_SNMP_COMMUNITIES": "TOKEN=snmp-community,OTHER=snmp",
+        "OS_AUTH_URL": "http://k:5000/v3", "OS_PASSWORD": "os-pw"})
+    text = "etcd-pw br%40ker br@ker backend-pw heat-token snmp-community snmp os-pw esiprov TOKEN"
+    assert settings.redact(text) == "*** *** *** *** *** *** *** *** esiprov TOKEN"
+    assert Settings().redact("nothing to hide") == "nothing to hide"

@@ -1,0 +1,204 @@
+"""Monitoring benchmark: poll cycles over 2,000 ports on 40 emulated switches (real etcd and snmpsim).
+
+Prints the cycle time, the SNMP operations and the SNMP request PDUs per device
+per cycle, and the cycle time as a share of the poll interval; then the same
+with ports flipped, with one more switch registered where no agent answers, and
+one cycle through the real Celery task. Request PDUs are counted on the wire (a packet socket on
+loopback filtered on the switches' UDP port, so other traffic is not counted);
+that needs root (CAP_NET_RAW), otherwise they are reported as not measured.
+
+    python -m bench.monitoring [--switches 40] [--ports 50] [--cycles 5] [--interval 60]
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import socket
+import statistics
+import struct
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+from esiprov import keys, poller
+from esiprov.devenv.apiserver import envelope
+from esiprov.devenv.etcd import EtcdServer
+from esiprov.devenv.switches import Switch, Switches
+from esiprov.settings import Settings, from_env
+from esiprov.snmp import UP, SnmpProbe
+from esiprov.store import Store
+
+TOKEN, COMMUNITY = "ESE_NODE_COMMUNITY", "bench-community"
+#: etcd's default limit of operations in one transaction
+TXN_OPS = 128
+
+
+def device_id(ip: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-bench:{ip}"))
+
+
+def port_id(ip: str, name: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-bench:{ip}:{name}"))
+
+
+def fleet_records(switch: Switch, token: str, version: int = 1) -> dict[str, Any]:
+    """The configs, targets and first /monitoring of a switch and its ports, as the API server,
+    monitoring_worker and finalize leave them after the create workflows."""
+    dev = device_id(switch.ip)
+    records = {
+        keys.config("ese_device", dev): envelope({"id": dev, "management_ip_address": switch.ip}, version),
+        keys.target("ese_device", dev): {
+            "type": "switch", "community_name": token, "ip": switch.ip, "mibs": [], "field": "switch",
+            "status": UP, "version": version, "resource_type": "ese_device", "resource_id": dev},
+        keys.monitoring("ese_device", dev): {"version": version, "switch": UP},
+    }
+    for name in switch.ports:
+        pid = port_id(switch.ip, name)
+        records[keys.config("ese_physical_port", pid)] = envelope(
+            {"id": pid, "name": name, "ese_device_id": dev}, version)
+        records[keys.target("ese_physical_port", pid)] = {
+            "type": "physical_port", "community_name": token, "device_ip": switch.ip, "name": name,
+            "field": "port", "status": UP, "version": version, "resource_type": "ese_physical_port",
+            "resource_id": pid}
+        records[keys.monitoring("ese_physical_port", pid)] = {"version": version, "port": UP}
+    return records
+
+
+def register_fleet(store: Store, switches: Iterable[Switch], token: str = TOKEN) -> None:
+    """Write fleet_records of every switch, in transactions of at most TXN_OPS puts."""
+    records = [item for switch in switches for item in fleet_records(switch, token).items()]
+    for start in range(0, len(records), TXN_OPS):
+        store.commit(puts=dict(records[start:start + TXN_OPS]))
+
+
+class WireCounter:
+    """Counts UDP datagrams sent to ``port`` on loopback: the SNMP requests, retries included."""
+
+    def __init__(self, port: int) -> None:
+        # Classic BPF on the IP header: protocol UDP and destination port == port (else drop).
+        program = [(0x30, 0, 0, 9), (0x15, 0, 4, socket.IPPROTO_UDP), (0xb1, 0, 0, 0), (0x48, 0, 0, 2),
+                   (0x15, 0, 1, port), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
+        self._filter = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024 * 1024)
+        self.sock.setsockopt(socket.SOL_SOCKET, 26,  # SO_ATTACH_FILTER
+                             struct.pack("HL", len(program), ctypes.addressof(self._filter)))
+        self.sock.bind(("lo", 0))
+        self.sock.setblocking(False)
+
+    def take(self) -> int:
+        """Requests seen since the last call."""
+        time.sleep(0.05)  # let the last datagrams reach the socket
+        count = 0
+        while True:
+            try:
+                _, address = self.sock.recvfrom(64)
+            except BlockingIOError:
+                return count
+            count += address[2] != socket.PACKET_OUTGOING
+
+
+def wire_counter(port: int) -> WireCounter | None:
+    try:
+        return WireCounter(port)
+    except PermissionError:
+        return None
+
+
+def build_switches(count: int, ports: int) -> list[Switch]:
+    return [Switch(f"127.0.{200 + n // 250}.{1 + n % 250}", COMMUNITY,
+                   tuple(f"xe-{p // 48}/0/{p % 48}" for p in range(ports))) for n in range(count)]
+
+
+def run_cycles(store: Store, probe: SnmpProbe, wire: WireCounter | None, count: int,
+               interval: float) -> list[poller.Summary]:
+    summaries = []
+    for _ in range(count):
+        if wire:
+            wire.take()
+        summary = poller.poll(store, probe)
+        pdus = wire.take() if wire else None
+        report(summary, pdus, interval)
+        summaries.append(summary)
+    return summaries
+
+
+def emulator_baseline(probe: SnmpProbe, fleet: list[Switch]) -> float:
+    """Seconds for one walk of every switch in turn: what the emulator needs whatever the poller does."""
+    started = time.monotonic()
+    for switch in fleet:
+        probe.port_statuses(switch.ip, TOKEN)
+    return time.monotonic() - started
+
+
+def report(summary: poller.Summary, pdus: int | None, interval: float, label: str = "cycle") -> None:
+    devices = max(summary.devices, 1)
+    wire = f"{pdus / devices:5.1f} request PDUs/device" if pdus is not None else "PDUs not measured (needs root)"
+    print(f"  {label}: {summary.seconds:6.3f} s ({summary.seconds / interval:6.2%} of {interval:g} s) | "
+          f"{summary.devices} devices, {summary.targets} targets | {summary.snmp_calls / devices:.1f} SNMP "
+          f"operations/device, {wire} | {summary.changes} changes, {summary.unreachable} unreachable, "
+          f"{summary.conflicts} conflicts", flush=True)
+
+
+def through_the_task(etcd: EtcdServer, switches: Switches) -> None:
+    """One cycle through the real Celery task (run in this process: no broker needed)."""
+    os.environ.update({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint, "ESIPROV_SNMP_PORT": str(switches.port),
+                       "ESIPROV_SNMP_COMMUNITIES": f"{TOKEN}={COMMUNITY}",
+                       # below the spacing of the cycles just run, so this one does not skip
+                       "ESIPROV_MONITOR_INTERVAL": "1"})
+    from tasks.poller import poll_targets
+    time.sleep(0.6)
+    started = time.monotonic()
+    result = poll_targets.apply().get()
+    print(f"  through the Celery task esiprov.poll_targets: {time.monotonic() - started:.3f} s, {result}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--switches", type=int, default=40)
+    parser.add_argument("--ports", type=int, default=50, help="ports per switch")
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=60.0, help="poll interval the cycle time is compared to")
+    parser.add_argument("--snmp-timeout", type=float, default=2.0)
+    args = parser.parse_args()
+    fleet = build_switches(args.switches, args.ports)
+    logs = Path(tempfile.mkdtemp(prefix="esiprov-bench-monitoring-"))
+    print(f"monitoring: {args.switches} switches x {args.ports} ports = {args.switches * args.ports} ports, "
+          f"{poller.WORKERS} devices at once, SNMP timeout {args.snmp_timeout:g} s (logs: {logs})", flush=True)
+    started = time.monotonic()
+    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches:
+        print(f"  etcd and one snmpsim process with {len(fleet)} agents up in "
+              f"{time.monotonic() - started:.1f} s", flush=True)
+        store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
+        register_fleet(store, fleet)
+        probe = SnmpProbe(Settings(snmp_port=switches.port, snmp_communities={TOKEN: COMMUNITY},
+                                   snmp_timeout=args.snmp_timeout))
+        wire = wire_counter(switches.port)
+        print("steady state (the first cycle has no previous sysUpTime):")
+        summaries = run_cycles(store, probe, wire, args.cycles, args.interval)
+        times = [s.seconds for s in summaries]
+        print(f"  cycle time: median {statistics.median(times):.3f} s, max {max(times):.3f} s "
+              f"= {max(times) / args.interval:.2%} of the interval")
+        print(f"  the emulator alone (one snmpsim process answers every switch, one request at a time): "
+              f"the same walks one after another take {emulator_baseline(probe, fleet):.3f} s")
+        flipped = [(switch, switch.ports[n % args.ports]) for n, switch in enumerate(fleet[:20])]
+        for switch, name in flipped:
+            switches.set_port(switch.ip, name, up=False)
+        print(f"{len(flipped)} ports flipped down:")
+        run_cycles(store, probe, wire, 1, args.interval)
+        for switch, name in flipped:
+            switches.set_port(switch.ip, name, up=True)
+        dead = Switch("127.0.199.1", COMMUNITY, fleet[0].ports)
+        register_fleet(store, [dead])
+        print(f"ports back up, plus a registered switch {dead.ip} with no agent (its device and "
+              f"{len(dead.ports)} ports FAIL; one unanswered device costs {probe.max_wait:g} s):")
+        run_cycles(store, probe, wire, 1, args.interval)
+        through_the_task(etcd, switches)
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

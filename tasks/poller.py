@@ -1,0 +1,30 @@
+"""poll_targets: the periodic SNMP poll that keeps /monitoring true.
+
+Celery beat sends it every ``ESIPROV_MONITOR_INTERVAL`` seconds to the ``poller``
+queue (with that interval as expiry, so a backlog never runs stale cycles);
+``esiprov.poller.guarded_poll`` makes a second beat, or an overlap with a slow
+cycle, skip rather than poll twice.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from esiprov import poller
+from esiprov.settings import current
+from esiprov.snmp import SnmpProbe
+from tasks import app
+from tasks.job import store
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name="esiprov.poll_targets")
+def poll_targets() -> dict[str, Any] | None:
+    """Poll every monitoring target once; the cycle's summary (None when it skipped), shown in Flower."""
+    settings = current()
+    summary = poller.guarded_poll(store(), SnmpProbe(settings), settings.monitor_interval)
+    if summary is None:
+        return None
+    log.info("poll cycle: %s", summary)
+    return vars(summary)

@@ -1,0 +1,65 @@
+"""The esiprov command's surface, in-process: help everywhere, usage errors, one-line errors."""
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from esiprov import cli, settings
+from esiprov.devenv.process import free_port
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "esiprov"):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{path} {name}")
+
+
+def test_every_command_and_every_option_has_help_text():
+    for path, parser in _parsers(cli.build_parser()):
+        assert parser.description, path
+        for action in parser._actions:
+            if not isinstance(action, argparse._SubParsersAction):
+                assert action.help, f"{path} {action.dest}"
+
+
+def test_every_listing_offers_json():
+    for path in ("templates list", "jobs list", "jobs show", "state show", "resync"):
+        parsers = dict(_parsers(cli.build_parser()))
+        assert any(a.dest == "json" for a in parsers[f"esiprov {path}"]._actions), path
+
+
+@pytest.fixture
+def unreachable_etcd(monkeypatch):
+    """Settings that point at a loopback port nobody listens on."""
+    monkeypatch.setenv("ESIPROV_ETCD_ENDPOINTS", f"127.0.0.1:{free_port()}")
+    monkeypatch.setattr(settings, "_current", None)
+
+
+@pytest.mark.parametrize("args", [["jobs", "requeue"], ["jobs", "requeue", "--type", "t", "x"],
+                                  ["jobs", "requeue", "--failed", "x"]])
+def test_requeue_needs_job_ids_or_failed_and_says_so_with_exit_2_before_connecting(args, unreachable_etcd, capsys):
+    assert cli.main(args) == cli.EXIT_USAGE
+    assert capsys.readouterr().err == "esiprov: give JOB_ID... or --failed [--type TYPE]\n"
+
+
+@pytest.mark.parametrize("args", [[], ["jobs"], ["state", "show", "ese_device"], ["jobs", "list", "--nope"]])
+def test_argparse_usage_errors_exit_2(args, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(args)
+    assert stopped.value.code == 2
+
+
+@pytest.mark.parametrize("args", [["templates", "load"], ["templates", "list"], ["templates", "show", "x"],
+                                  ["plan", "ese_device", "x"], ["jobs", "list"], ["jobs", "show", "x"],
+                                  ["jobs", "requeue", "x"], ["state", "show", "ese_device", "x"], ["resync"]])
+def test_every_command_says_in_one_line_when_etcd_is_unreachable(args, unreachable_etcd, capsys):
+    assert cli.main(args) == cli.EXIT_FAILED
+    err = capsys.readouterr().err
+    assert err.startswith("esiprov: etcd at 127.0.0.1:") and err.count("\n") == 1, err
+
+
+def test_ages_read_in_the_largest_whole_unit():
+    assert [cli._age(s) for s in (None, 5, 65, 7200, 90000)] == ["", "5s", "1m", "2h", "1d"]
