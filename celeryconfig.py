@@ -25,7 +25,7 @@ worker_deduplicate_successful_tasks = True
 # Give a stopping worker time to hand back what it holds (countdown polls included).
 worker_soft_shutdown_timeout = 30
 worker_enable_soft_shutdown_on_idle = True
-# Countdowns (stack polls, at most BACKOFF_MAX = 60 s) and time limits stay far below the
+# Countdowns (stack polls; retries, at most ESIPROV_RETRY_BACKOFF_MAX) and time limits stay below the
 # visibility timeout, so nothing is redelivered while it still runs; a lost message is
 # re-driven by the periodic resync (ESIPROV_RESEND_AFTER), not by waiting for this.
 broker_transport_options = {"visibility_timeout": 900}

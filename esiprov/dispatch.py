@@ -38,7 +38,8 @@ def claim(store: Store, plan: Plan) -> bool:
     workflow = {"version": resource.version, "action": plan.action, "jobs": [job.id for job in plan.jobs],
                 "sent_at": time.time()}
     copy = {"body": resource.body, "version": resource.version, "deleted": False}
-    puts = {keys.workflow(resource.rtype, resource.rid): workflow, keys.worker_config(resource.rtype, resource.rid): copy}
+    puts = {keys.workflow(resource.rtype, resource.rid): workflow,
+            keys.worker_config(resource.rtype, resource.rid): copy}
     puts.update({keys.job(job.id): [job.handler, job.document(), 0] for job in plan.jobs})
     return store.commit([Compare.absent(keys.workflow(resource.rtype, resource.rid))], puts)
 

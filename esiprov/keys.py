@@ -17,6 +17,8 @@ TARGETS = f"{WORKER}monitoring_targets/{API}/"
 FAILURES = f"{WORKER}failures/"
 HEAT_OPS = f"{WORKER}heat_ops/"
 WORKER_CONFIG = f"{WORKER}config/{API}/"
+#: the SNMP poller's cycle lock and last cycle record
+POLLER = f"{WORKER}poller/"
 WATCHER_LEADER = f"{WORKER}watcher/leader"
 #: the leading watcher's heartbeat: its last processed revision, and a liveness probe of its watch stream
 WATCHER_HEARTBEAT = f"{WORKER}watcher/heartbeat"

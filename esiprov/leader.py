@@ -37,16 +37,22 @@ class Leadership:
         """Block until this process leads (True) or ``stopped`` is set (False)."""
         waiting_logged = False
         while not stopped.is_set():
-            lease = self.store.grant(self.ttl)
-            if self.store.commit([Compare.absent(self.key)], {self.key: {"holder": self.name}}, lease=lease):
-                self.lease = lease
+            if self.try_acquire():
                 log.info("%s leads (%s)", self.name, self.key)
                 return True
-            self.store.revoke(lease)
             if not waiting_logged:
                 log.info("%s stands by: %s is held by %s", self.name, self.key, self.store.value(self.key))
                 waiting_logged = True
             stopped.wait(self.ttl / 3)
+        return False
+
+    def try_acquire(self) -> bool:
+        """Take the key on a new lease if nobody holds it; True when this process now holds it."""
+        lease = self.store.grant(self.ttl)
+        if self.store.commit([Compare.absent(self.key)], {self.key: {"holder": self.name}}, lease=lease):
+            self.lease = lease
+            return True
+        self.store.revoke(lease)
         return False
 
     def keep(self) -> bool:

@@ -54,7 +54,8 @@ def next_action(resource: ResourceVersion, state: Any) -> str | None:
         return None
     if resource.marked_for_deletion:
         return DELETE
-    created = isinstance(state, dict) and not str(state.get("state", {}).get("worker_state", "")).startswith("CREATE_FAILED")
+    applied_state = state.get("state", {}) if isinstance(state, dict) else {}
+    created = state is not None and applied_state.get("worker_state") != "CREATE_FAILED"
     return MODIFY if created else CREATE
 
 

@@ -32,7 +32,6 @@ finalize publishes the first /monitoring value; from then on this cycle keeps
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -40,10 +39,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
-import easysnmp.interface
-
 from esiprov import keys
-from esiprov.leader import identity
+from esiprov.leader import Leadership, identity
 from esiprov.model import BadConfig, ResourceVersion, parse_envelope
 from esiprov.snmp import DOWN, FAIL, UP, SnmpProbe, SnmpUnreachable
 from esiprov.store import Compare, Entry, Store
@@ -57,7 +54,7 @@ DEVICE_TYPE = "ese_device"
 #: port body -> its device; device body -> its SNMP address (as the shipped monitoring templates map them)
 DEVICE_REF, DEVICE_ADDRESS = "ese_device_id", "management_ip_address"
 
-POLLER = f"{keys.WORKER}poller/"
+POLLER = keys.POLLER
 #: held (on a lease) while a cycle runs
 LOCK = f"{POLLER}lock"
 #: when the last cycle started, what it found, and the sysUpTime of every device it reached
@@ -285,7 +282,6 @@ def poll_device(store: Store, probe: SnmpProbe, device: Device, snapshot: Snapsh
 def poll(store: Store, probe: SnmpProbe, workers: int = WORKERS,
          keep_alive: Callable[[], None] = lambda: None) -> Summary:
     """One cycle over every target; ``keep_alive`` is called as devices finish (the lock's refresh)."""
-    _numeric_oids_everywhere()
     started, clock = time.time(), time.monotonic()
     snapshot = read_snapshot(store)
     devices, skipped = group(snapshot.targets, snapshot.configs)
@@ -313,9 +309,8 @@ def cycle_lock(store: Store, ttl: int = LOCK_TTL) -> Iterator[Callable[[], None]
 
     A crashed holder's lease expires within ``ttl`` seconds.
     """
-    lease = store.grant(ttl)
-    if not store.commit([Compare.absent(LOCK)], {LOCK: {"holder": identity()}}, lease=lease):
-        store.revoke(lease)
+    lock = Leadership(store, LOCK, ttl)
+    if not lock.try_acquire():
         yield None
         return
     refreshed = time.monotonic()
@@ -323,12 +318,12 @@ def cycle_lock(store: Store, ttl: int = LOCK_TTL) -> Iterator[Callable[[], None]
     def keep_alive() -> None:
         nonlocal refreshed
         if time.monotonic() - refreshed > ttl / 3:
-            store.refresh(lease)
+            lock.keep()
             refreshed = time.monotonic()
     try:
         yield keep_alive
     finally:
-        store.revoke(lease)
+        lock.resign()
 
 
 def guarded_poll(store: Store, probe: SnmpProbe, interval: float, workers: int = WORKERS) -> Summary | None:
@@ -344,22 +339,3 @@ def guarded_poll(store: Store, probe: SnmpProbe, interval: float, workers: int =
                         "%g s; is a second celery beat running?", ago, last.get("by"), interval)
             return None
         return poll(store, probe, workers, keep_alive)
-
-
-# --- net-snmp under threads -----------------------------------------------------------------------
-
-_NETSNMP = ctypes.CDLL(easysnmp.interface.__file__)
-_DS_LIBRARY_ID, _DS_LIB_OID_OUTPUT_FORMAT, _OID_OUTPUT_NUMERIC = 0, 4, 4
-
-
-def _numeric_oids_everywhere() -> None:
-    """Make numeric OID output net-snmp's process-wide default, so concurrent walks cannot crash.
-
-    easysnmp sets this library-global format for each call and restores the
-    previous value when the call ends, with the GIL released in between (while
-    it waits for the agent). With two walks at once, one thread's restore lands
-    in the middle of the other's parse, which then reads a NULL label and
-    segfaults. When numeric already is the default, every restore is a no-op.
-    (This belongs in esiprov.snmp, whose probes it affects.)
-    """
-    _NETSNMP.netsnmp_ds_set_int(_DS_LIBRARY_ID, _DS_LIB_OID_OUTPUT_FORMAT, _OID_OUTPUT_NUMERIC)

@@ -87,6 +87,10 @@ class Settings:
     #: seconds after which a workflow still in flight is sent again by a reconcile (its broker
     #: messages may be lost: a flushed Redis, a killed worker); steps are idempotent
     resend_after: float = 600.0
+    #: consecutive transient failures (Heat or etcd unreachable, Heat 5xx) a step retries before it fails
+    retry_attempts: int = 6
+    #: upper bound, in seconds, of the exponential backoff (with full jitter) between those retries
+    retry_backoff_max: float = 60.0
 
     def community(self, token: str) -> str:
         """The real community for a template token; an unmapped token is the community itself."""
@@ -305,6 +309,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         wait_timeout=_number(env, "ESIPROV_WAIT_TIMEOUT", 900.0),
         resync_interval=_number(env, "ESIPROV_RESYNC_INTERVAL", 300.0),
         resend_after=_number(env, "ESIPROV_RESEND_AFTER", 600.0),
+        retry_attempts=int(_number(env, "ESIPROV_RETRY_ATTEMPTS", 6, int)),
+        retry_backoff_max=_number(env, "ESIPROV_RETRY_BACKOFF_MAX", 60.0),
     )
 
 

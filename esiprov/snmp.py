@@ -7,10 +7,12 @@ whose message names the device, never the community.
 """
 from __future__ import annotations
 
+import ctypes
 from contextlib import contextmanager
 from typing import Iterator
 
 import easysnmp
+import easysnmp.interface
 
 from esiprov.settings import Settings
 
@@ -19,7 +21,28 @@ UP, DOWN, FAIL = "UP", "DOWN", "FAIL"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
+#: rows per GETBULK: a 48-port switch answers in 2 round trips instead of 6 per column
+WALK_ROWS = 50
 _OPER_UP = "1"  # ifOperStatus up(1); every other value (down, testing, dormant...) is DOWN
+
+
+_NETSNMP = ctypes.CDLL(easysnmp.interface.__file__)
+_DS_LIBRARY_ID, _DS_LIB_OID_OUTPUT_FORMAT, _OID_OUTPUT_NUMERIC = 0, 4, 4
+
+
+def _numeric_oids_everywhere() -> None:
+    """Make numeric OID output net-snmp's process-wide default, so concurrent walks cannot crash.
+
+    easysnmp sets this library-global format for each call and restores the
+    previous value when the call ends, with the GIL released in between (while
+    it waits for the agent). With two walks at once, one thread's restore lands
+    in the middle of the other's parse, which then reads a NULL label and
+    segfaults. When numeric already is the default, every restore is a no-op.
+    """
+    _NETSNMP.netsnmp_ds_set_int(_DS_LIBRARY_ID, _DS_LIB_OID_OUTPUT_FORMAT, _OID_OUTPUT_NUMERIC)
+
+
+_numeric_oids_everywhere()
 
 
 class SnmpUnreachable(Exception):
@@ -44,7 +67,8 @@ class SnmpProbe:
     def port_statuses(self, device_ip: str, community_token: str) -> dict[str, str]:
         """{ifName: UP|DOWN} for every interface, from one bulk walk of ifName and ifOperStatus."""
         with self._answer(device_ip):
-            rows = self._session(device_ip, community_token).bulkwalk([IF_NAME, IF_OPER_STATUS])
+            session = self._session(device_ip, community_token)
+            rows = session.bulkwalk([IF_NAME, IF_OPER_STATUS], max_repetitions=WALK_ROWS)
         names: dict[str, str] = {}
         states: dict[str, str] = {}
         for var in rows:

@@ -13,15 +13,13 @@ from __future__ import annotations
 from typing import Any
 
 from esiprov import keys, planner
-from esiprov.planner import CREATE, DELETE
 from esiprov.heat import HeatClient, Stack
 from esiprov.model import Job
+from esiprov.planner import CREATE, DELETE
 from esiprov.settings import current
 from esiprov.store import Store
+from esiprov.templates import JINJA_PREFIX, TIMEOUT_PARAM
 from tasks.job import JobFailed, NotYet, job_step
-
-TIMEOUT_PARAM = "heat_timeout"
-JINJA_PREFIX = "jinja_"
 
 
 def stack_name(job: Job) -> str:

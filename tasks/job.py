@@ -32,9 +32,8 @@ log = logging.getLogger(__name__)
 #: transient errors retried with backoff before the job fails (a step over its soft time limit
 #: was stuck in I/O: try again)
 TRANSIENT = (StoreError, HeatUnavailable, SoftTimeLimitExceeded)
-MAX_TRANSIENT_RETRIES = 6
-#: backoff bounds in seconds (exponential with full jitter)
-BACKOFF_MIN, BACKOFF_MAX = 1.0, 60.0
+#: seconds of the first backoff; it doubles up to Settings.retry_backoff_max
+BACKOFF_MIN = 1.0
 
 
 class JobFailed(Exception):
@@ -60,8 +59,9 @@ def store() -> Store:
     return _stores[pid]
 
 
-def backoff(attempt: int) -> float:
-    return random.uniform(BACKOFF_MIN, min(BACKOFF_MAX, BACKOFF_MIN * 2 ** attempt))
+def backoff(attempt: int, ceiling: float) -> float:
+    """Exponential backoff with full jitter: spreads retries after an outage."""
+    return random.uniform(min(BACKOFF_MIN, ceiling), min(ceiling, BACKOFF_MIN * 2 ** attempt))
 
 
 def load_job(etcd: Store, job_id: str) -> Job | None:
@@ -105,11 +105,13 @@ def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
             except NotYet as wait:
                 _wait(task, etcd, job, wait, current())
             except TRANSIENT as exc:
-                if transient >= MAX_TRANSIENT_RETRIES:
+                settings = current()
+                if transient >= settings.retry_attempts:
                     _give_up(etcd, job, f"gave up after {transient} retries: {exc}")
                     raise
                 log.warning("%s: %s; retrying", job_id, exc)
-                raise task.retry(countdown=backoff(transient), kwargs={"transient": transient + 1})
+                raise task.retry(countdown=backoff(transient, settings.retry_backoff_max),
+                                 kwargs={"transient": transient + 1})
             except (JobFailed, MappingError, TemplateError) as exc:
                 _finish_failed(etcd, job, str(exc))
                 if job.on_failure != "ignore":

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from esiprov import keys, planner
-from esiprov.planner import DELETE
 from esiprov.model import Job
+from esiprov.planner import DELETE
 from esiprov.settings import current
 from esiprov.snmp import UP, SnmpProbe
 from esiprov.store import Store

@@ -32,7 +32,8 @@ def test_a_body_without_a_field_the_template_needs_gives_a_clear_error(pipeline)
     put_config(store, "ese_physical_port", port)
     state = wait_for_state(store, "ese_physical_port", port["id"], 1)
     assert state["state"] == {"worker_state": "CREATE_FAILED"}
-    assert state["error"] == "parameter physical_port_name (Pname): field 'name' is missing from the ese_physical_port body"
+    assert state["error"] == ("parameter physical_port_name (Pname): "
+                              "field 'name' is missing from the ese_physical_port body")
 
 
 def test_a_type_without_templates_is_read_complete(pipeline):

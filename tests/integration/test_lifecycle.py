@@ -167,7 +167,7 @@ def test_a_version_older_than_the_applied_one_is_ignored_with_a_log_line(pipelin
 
     put_config(store, DEVICE, device, version=1)
 
-    wait_until(lambda: f"config version 1 is older than the applied version 2" in
+    wait_until(lambda: "config version 1 is older than the applied version 2" in
                pipeline.watcher.log_path.read_text(), 10, "the watcher's log line")
     time.sleep(0.5)
     assert store.value(keys.state(DEVICE, device["id"]))["version"] == 2

@@ -16,7 +16,8 @@ PORT = "ese_physical_port"
 
 def _strip(job_value):
     handler, job, attempts = job_value
-    job = {**job, "id": seed.without_suffix(job["id"]), "dependency": [seed.without_suffix(d) for d in job["dependency"]]}
+    job = {**job, "id": seed.without_suffix(job["id"]),
+           "dependency": [seed.without_suffix(d) for d in job["dependency"]]}
     return [handler, job, attempts]
 
 
