@@ -40,23 +40,21 @@ task_track_started = True
 worker_send_task_events = True
 task_send_sent_event = True
 
+# One queue per step (plus the periodic poller), so slow Heat polling never starves the others.
 task_queues = [Queue(name, Exchange(name), routing_key=name)
-               for name in ("heat_worker", "monitoring_worker", "finalize")]
+               for name in ("heat_worker", "monitoring_worker", "finalize", "poller")]
 task_default_queue = "finalize"
 task_routes = {
     "esiprov.heat_worker": {"queue": "heat_worker"},
     "esiprov.monitoring_worker": {"queue": "monitoring_worker"},
     "esiprov.finalize": {"queue": "finalize"},
     "esiprov.resync": {"queue": "finalize"},
+    "esiprov.poll_targets": {"queue": "poller"},
 }
 
 beat_schedule = {
     "resync": {"task": "esiprov.resync", "schedule": _settings.resync_interval},
+    # a poll that waited longer than one interval in the queue is dropped: the next one is due anyway
+    "poll_targets": {"task": "esiprov.poll_targets", "schedule": _settings.monitor_interval,
+                     "options": {"expires": _settings.monitor_interval}},
 }
-
-# --- monitoring poller: its own queue, and a beat entry every ESIPROV_MONITOR_INTERVAL seconds.
-# A poll that waited longer than one interval in the queue is dropped: the next one is due anyway.
-task_queues.append(Queue("poller", Exchange("poller"), routing_key="poller"))
-task_routes["esiprov.poll_targets"] = {"queue": "poller"}
-beat_schedule["poll_targets"] = {"task": "esiprov.poll_targets", "schedule": _settings.monitor_interval,
-                                 "options": {"expires": _settings.monitor_interval}}

@@ -12,11 +12,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-# Before gRPC loads (an operator's own values win): its C core would print TLS failures on stderr
-# itself (StoreError carries them, in one line), and its fork handlers can abort a child forked while
-# a channel is busy (a subprocess started with preexec_fn) before that child reaches exec.
+# Before gRPC loads (an operator's own value wins): its C core would print TLS failures on stderr
+# itself; StoreError carries them, in one line.
 os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
 import grpc  # noqa: E402
 import pyetcd  # noqa: E402

@@ -20,12 +20,18 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-from esiprov.store import REQUEST_TIMEOUT, etcd_client  # first: it sets gRPC's environment before gRPC loads
-from esiprov.devenv.certs import CertificateAuthority, TlsFiles
-from esiprov.devenv.process import LocalServer, ServiceError, free_port
-from esiprov.settings import from_env
-from pyetcd import etcdrpc, utils  # noqa: I001
-from pyetcd.etcdrpc import auth_pb2
+# Before gRPC loads: tests and the demo start services (a real fork: subprocess with preexec_fn)
+# while gRPC channels are busy, and gRPC's fork handlers can abort such a child before it execs.
+# Nothing here runs gRPC in a forked child. Production keeps gRPC's default (Celery's prefork pool).
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
+from pyetcd import etcdrpc, utils  # noqa: E402
+from pyetcd.etcdrpc import auth_pb2  # noqa: E402
+
+from esiprov.devenv.certs import CertificateAuthority, TlsFiles  # noqa: E402
+from esiprov.devenv.process import LocalServer, ServiceError, free_port  # noqa: E402
+from esiprov.settings import from_env  # noqa: E402
+from esiprov.store import REQUEST_TIMEOUT, etcd_client  # noqa: E402
 
 #: the client certificate the launcher itself uses; with auth on, etcd maps its CN to the root user
 ADMIN = "root"

@@ -23,9 +23,12 @@ def _logged(service: Service, line: str) -> bool:
 
 
 def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 8,
-                 queues: str | None = None) -> Service:
-    """``celery -A tasks worker`` with a thread pool, ready when it logs ``ready.``."""
-    argv = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-P", "threads", "-c", str(concurrency),
+                 queues: str | None = None, app: str = "tasks") -> Service:
+    """``celery -A tasks worker`` with a thread pool, ready when it logs ``ready.``.
+
+    ``app`` names another Celery app (the benchmark's bare chain runs the same way).
+    """
+    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-P", "threads", "-c", str(concurrency),
             "-l", "info", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
     if queues:
         argv += ["-Q", queues]
