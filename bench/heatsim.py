@@ -172,6 +172,7 @@ class Handler(BaseHTTPRequestHandler):
     """Routes Heat's v1 stack paths; keep-alive, as heatclient's requests session expects."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else a keep-alive client waits for a delayed ACK: 40 ms a request
     server: "SimServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name

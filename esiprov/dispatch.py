@@ -28,6 +28,16 @@ def task_name(handler: str) -> str:
     return f"esiprov.{handler}"
 
 
+def finalize_task_id(job_name: str) -> str:
+    """The task id of a workflow's finalize step (its jobs' ids are the job ids)."""
+    return f"{FINALIZE}:{job_name}"
+
+
+def workflow_record(version: int, action: str, job_ids: list[str]) -> dict[str, Any]:
+    """The resource's one-workflow-at-a-time lock: which version runs, its jobs, when it was sent."""
+    return {"version": version, "action": action, "jobs": job_ids, "sent_at": time.time()}
+
+
 def claim(store: Store, plan: Plan) -> bool:
     """Write the jobs, the workflow record and esiprov's copy of the config in one transaction.
 
@@ -35,8 +45,7 @@ def claim(store: Store, plan: Plan) -> bool:
     lets a config deleted outright still be deleted from Heat.
     """
     resource = plan.resource
-    workflow = {"version": resource.version, "action": plan.action, "jobs": [job.id for job in plan.jobs],
-                "sent_at": time.time()}
+    workflow = workflow_record(resource.version, plan.action, [job.id for job in plan.jobs])
     copy = {"body": resource.body, "version": resource.version, "deleted": False}
     puts = {keys.workflow(resource.rtype, resource.rid): workflow,
             keys.worker_config(resource.rtype, resource.rid): copy}
@@ -51,7 +60,7 @@ def send(app: Celery, jobs: list[Job]) -> None:
              .set(task_id=job.id, queue=job.handler) for job in jobs]
     steps.append(app.signature(task_name(FINALIZE), args=(last.resource_type, last.resource_id, last.version),
                                immutable=True)
-                 .set(task_id=f"{FINALIZE}:{last.job_name}", queue=FINALIZE))
+                 .set(task_id=finalize_task_id(last.job_name), queue=FINALIZE))
     chain(*steps).apply_async()
 
 

@@ -49,12 +49,19 @@ class Stack:
     status: str
     status_reason: str
     outputs: list[dict[str, Any]]
+    #: when Heat last changed the stack ("" before any update)
+    updated_time: str = ""
 
     @classmethod
     def from_heat(cls, body: Mapping[str, Any]) -> Stack:
         return cls(name=body["stack_name"], id=body["id"], status=body["stack_status"],
                    status_reason=body.get("stack_status_reason") or "",
-                   outputs=list(body.get("outputs") or []))
+                   outputs=list(body.get("outputs") or []), updated_time=body.get("updated_time") or "")
+
+    @property
+    def revision(self) -> list[str]:
+        """What changes when Heat takes up an operation: status and update time."""
+        return [self.status, self.updated_time]
 
     @property
     def action(self) -> str:

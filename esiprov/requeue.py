@@ -13,7 +13,6 @@ the resource.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,12 +111,12 @@ def requeue(store: Store, app: Celery, job_id: str) -> Requeued:
     guards = _resource_guards(store, job) + [Compare.unchanged(entry.key, entry.mod_revision),
                                              Compare.unchanged(failure.key, failure.mod_revision)]
     workflow_key = keys.workflow(job.resource_type, job.resource_id)
-    workflow = {"version": job.version, "action": job.action, "jobs": [j.id for j in chain], "sent_at": time.time()}
+    workflow = dispatch.workflow_record(job.version, job.action, [j.id for j in chain])
     if not store.commit(guards, {workflow_key: workflow, entry.key: [handler, document, attempts + 1]},
                         [failure.key]):
         raise Refused(f"{job.resource_type} {job.resource_id} changed while requeueing {job_id}; try again")
     try:
-        for task_id in [j.id for j in rest] + [f"{dispatch.FINALIZE}:{job.job_name}"]:
+        for task_id in [j.id for j in rest] + [dispatch.finalize_task_id(job.job_name)]:
             app.AsyncResult(task_id).forget()  # the old FAILURE would read as this run's state
         dispatch.send(app, rest)
     except Exception:

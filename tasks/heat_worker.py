@@ -110,8 +110,12 @@ def heat_worker(job: Job, etcd: Store) -> None:
     if not isinstance(sent, dict) or sent.get("attempt") != attempt:
         operation = send_operation(job, etcd, client, stack)
         if operation is not None:
-            etcd.put(keys.heat_op(job.id), {"attempt": attempt, "operation": operation})
+            before = stack.revision if stack is not None else None
+            etcd.put(keys.heat_op(job.id), {"attempt": attempt, "operation": operation, "before": before})
             raise NotYet(f"{operation} of stack {name} sent", current().heat_poll_interval)
+    elif stack is not None and stack.revision == sent.get("before"):
+        # an update or delete Heat has not taken up yet: the stack still shows the previous outcome
+        raise NotYet(f"stack {name} has not started its {sent['operation']} yet", current().heat_poll_interval)
     if stack is not None and stack.in_progress:
         raise NotYet(f"stack {name} is {stack.status}", current().heat_poll_interval)
     if stack is not None and stack.failed:
