@@ -50,9 +50,10 @@ TXN_OPS = 128
 SLOTS = 2
 
 
-def device(name: str, version: int = 1) -> tuple[str, dict[str, Any]]:
-    """(id, body) of an ese_device on the emulated switch; ids derive from ``name``."""
-    rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-bench:{name}"))
+def device(name: str) -> tuple[str, dict[str, Any]]:
+    """(id, body) of an ese_device on the emulated switch; the id starts with ``name``, so a batch
+    (names ``<tag>-<n>``) is one key prefix."""
+    rid = f"{name}-{uuid.uuid5(uuid.NAMESPACE_URL, f'esiprov-bench:{name}').hex[:12]}"
     return rid, {"id": rid, "name": name, "hostname": name, "existing": "new", "type": "tor",
                  "management_ip_address": SWITCH.ip, "public_ip_address": SWITCH.ip, "tenant_id": TENANT}
 
@@ -69,17 +70,18 @@ def put_devices(store: Store, names: Iterable[str], pause: float = 0.0) -> dict[
     return written
 
 
-def wait_for_states(store: Store, ids: set[str], timeout: float) -> Counter[str]:
-    """Block until every id has a /state; the worker_state counts."""
-    prefix = keys.state(RTYPE, "")
+def wait_for_states(store: Store, tag: str, count: int, timeout: float) -> Counter[str]:
+    """Block until the ``count`` resources of batch ``tag`` have a /state; the worker_state counts.
+
+    Polls a count (etcd counts, nothing is transferred), so the wait costs the pipeline little CPU.
+    """
+    prefix = keys.state(RTYPE, f"{tag}-")
     deadline = time.monotonic() + timeout
-    while True:
-        entries = [e for e in store.range(prefix)[0] if e.key[len(prefix):] in ids]
-        if len(entries) == len(ids):
-            return Counter(e.value["state"]["worker_state"] for e in entries)
+    while (found := store.count(prefix)) < count:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(entries)} of {len(ids)} /state written after {timeout:.0f} s")
+            raise TimeoutError(f"{found} of {count} /state of batch {tag} written after {timeout:.0f} s")
         time.sleep(0.02)
+    return Counter(entry.value["state"]["worker_state"] for entry in store.scan(prefix))
 
 
 def revision(store: Store) -> int:
@@ -91,8 +93,8 @@ def run_batch(store: Store, heat: HeatSim, tag: str, count: int, timeout: float)
     heat.reset()
     before = revision(store)
     started = time.monotonic()
-    ids = set(put_devices(store, (f"{tag}-{n:05d}" for n in range(count))))
-    outcomes = wait_for_states(store, ids, timeout)
+    put_devices(store, (f"{tag}-{n:05d}" for n in range(count)))
+    outcomes = wait_for_states(store, tag, count, timeout)
     seconds = time.monotonic() - started
     writes = revision(store) - before - count  # the config puts are the API server's, not esiprov's
     return {"seconds": seconds, "rate": count / seconds, "outcomes": dict(outcomes),
@@ -134,7 +136,7 @@ def latency(store: Store, count: int, rate: float, timeout: float) -> list[float
     """Seconds from each config put to its heat_worker task starting; puts at ``rate`` per second."""
     with TaskStarts() as starts:
         written = put_devices(store, (f"lat-{n:05d}" for n in range(count)), pause=1 / rate)
-        wait_for_states(store, set(written), timeout)
+        wait_for_states(store, "lat", count, timeout)
     return sorted(starts.first[rid] - at for rid, at in written.items() if rid in starts.first)
 
 
@@ -214,6 +216,7 @@ def main() -> None:
         heat = stack.enter_context(HeatSim(logs))
         switches = stack.enter_context(Switches([SWITCH], log_dir=logs))
         env = esiprov_env(etcd, redis, heat, switches, SWITCH.community)
+        env.pop("ESIPROV_HEAT_POLL_INTERVAL")  # the product's default polling, not the tests' quicker one
         os.environ.update(env)  # before celeryconfig is imported: the driver sends to this broker
         store = Store.connect(from_env(env))
         stack.callback(store.close)

@@ -8,6 +8,9 @@ carry Heat's own reason, and never the token or password.
 """
 from __future__ import annotations
 
+import re
+import threading
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
@@ -16,6 +19,7 @@ from heatclient import client as heat_client
 from heatclient import exc as heat_exc
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
+from keystoneauth1 import token_endpoint
 from keystoneauth1.identity import v3
 
 from esiprov.settings import ConfigError, Settings
@@ -26,6 +30,11 @@ HTTP_TIMEOUT = 30.0
 TRANSIENT_STATUS = frozenset({408, 409, 429})
 #: characters of an error body kept in a message (a proxy's HTML page can be long)
 MAX_REASON = 1000
+#: Heat's own rule for stack names, plus an optional ``/<stack id>``: any other character
+#: (``/``, ``?``, ``#``, ``%``) would reshape the request path and could reach another stack
+STACK_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,254}(/[0-9a-f-]{36})?")
+#: a Keystone project id (32 hex digits in practice): it becomes a path segment of every request
+TENANT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class HeatError(Exception):
@@ -81,6 +90,35 @@ class Stack:
         return self.status.endswith("_COMPLETE")
 
 
+#: the status Heat shows, by id, for a deleted stack
+DELETED = "DELETE_COMPLETE"
+#: stack ids remembered per process: (endpoint, tenant, stack name) -> id
+_stack_ids: dict[tuple[str, str, str], str] = {}
+MAX_STACK_IDS = 100_000
+#: clients kept per process: (settings, tenant, thread) -> client
+_clients: OrderedDict[tuple[int, str, int], HeatClient] = OrderedDict()
+_clients_lock = threading.Lock()
+MAX_CLIENTS = 256
+
+
+def client_for(settings: Settings, tenant_id: str) -> HeatClient:
+    """This thread's client of ``tenant_id``, made once: its HTTP connection (and its Keystone
+    token) serve every later task instead of a new one per task. One per thread, since a
+    requests session is not meant to be shared between threads."""
+    key = (id(settings), tenant_id, threading.get_ident())
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is not None:
+            _clients.move_to_end(key)
+            return client
+    client = HeatClient(settings, tenant_id)  # holds ``settings``: its id is not reused while cached
+    with _clients_lock:
+        _clients[key] = client
+        if len(_clients) > MAX_CLIENTS:
+            _clients.popitem(last=False)
+    return client
+
+
 class HeatClient:
     """Stacks of one tenant.
 
@@ -92,11 +130,16 @@ class HeatClient:
     def __init__(self, settings: Settings, tenant_id: str) -> None:
         if not tenant_id:
             raise HeatRejected("no tenant_id: every Heat stack belongs to a tenant")
+        if not TENANT_ID.fullmatch(tenant_id):
+            raise HeatRejected(f"tenant_id {tenant_id!r} is not a project id (1-64 letters, digits, _ or -)")
         keystone = settings.keystone
-        self._secrets = tuple(s for s in (settings.heat_token, keystone.password if keystone else None) if s)
+        self._redact = settings.redact  # every configured secret, not only Heat's
+        #: where stack ids are valid: the endpoint and the tenant
+        self._scope = (settings.heat_url or (keystone.auth_url if keystone else ""), tenant_id)
         if settings.heat_url:
-            self._heat = heat_client.Client("1", endpoint=settings.heat_url.replace("{tenant_id}", tenant_id),
-                                            token=settings.heat_token, timeout=HTTP_TIMEOUT)
+            # A session keeps its HTTP connection; heatclient's own HTTPClient opens one per request.
+            auth = token_endpoint.Token(settings.heat_url.replace("{tenant_id}", tenant_id), settings.heat_token)
+            self._heat = heat_client.Client("1", session=ks_session.Session(auth=auth, timeout=HTTP_TIMEOUT))
         elif keystone:
             auth = v3.Password(auth_url=keystone.auth_url, username=keystone.username,
                                password=keystone.password, user_domain_name=keystone.user_domain_name,
@@ -111,35 +154,58 @@ class HeatClient:
     def get(self, name: str) -> Stack | None:
         """The stack with its outputs, or None when there is none (never made, or deleted).
 
-        ``name`` may also be ``name/id``, which saves Heat's 302 lookup.
+        ``name`` may also be ``name/id``. The id of a stack seen before is remembered (per
+        process) and used the same way, which saves Heat's 302 lookup on every later check.
         """
+        known = _stack_ids.get((*self._scope, name))
+        if known is not None:
+            stack = self._show(name, f"{name}/{known}")
+            if stack is not None and stack.status != DELETED:
+                return stack
+            _stack_ids.pop((*self._scope, name), None)  # deleted: the name may have a new stack by now
+        stack = self._show(name, name)
+        if stack is not None and "/" not in name:
+            self._remember(name, stack.id)
+        return stack
+
+    def _show(self, name: str, path: str) -> Stack | None:
         found = None
         with self._call(f"show stack {name}", ok=404):
-            found = Stack.from_heat(self._heat.stacks.get(name).to_dict())
+            found = Stack.from_heat(self._heat.stacks.get(_checked(path)).to_dict())
         return found
 
+    def _remember(self, name: str, stack_id: str) -> None:
+        if len(_stack_ids) >= MAX_STACK_IDS:
+            _stack_ids.clear()  # a cache, not a record: losing it costs one lookup per stack
+        _stack_ids[(*self._scope, name)] = stack_id
+
     def create(self, name: str, template: str, parameters: Mapping[str, Any],
-               timeout_mins: int | None) -> None:
-        """Start creating; an existing stack of that name (409) is fine: create is idempotent.
+               timeout_mins: int | None) -> bool:
+        """Start creating; False when a stack of that name exists (409): create is idempotent.
 
         ``get`` tells what is there (possibly a stack still being deleted). No
         rollback: a failed stack stays, with its reason, for the job to report.
         """
+        created = None
         with self._call(f"create stack {name}", ok=409):
-            self._heat.stacks.create(stack_name=name, template=template, parameters=dict(parameters),
+            created = self._heat.stacks.create(stack_name=_checked(name), template=template, parameters=dict(parameters),
                                      disable_rollback=True, **_timeout(timeout_mins))
+        if created is None:
+            return False
+        self._remember(name, created["stack"]["id"])
+        return True
 
     def update(self, name: str, template: str, parameters: Mapping[str, Any],
                timeout_mins: int | None) -> None:
         """Start a full (PUT) update with the new template and parameters."""
         with self._call(f"update stack {name}"):
-            self._heat.stacks.update(name, template=template, parameters=dict(parameters),
+            self._heat.stacks.update(_checked(name), template=template, parameters=dict(parameters),
                                      disable_rollback=True, **_timeout(timeout_mins))
 
     def delete(self, name: str) -> None:
         """Start deleting; a stack that is already gone (404) is fine."""
         with self._call(f"delete stack {name}", ok=404):
-            self._heat.stacks.delete(name)
+            self._heat.stacks.delete(_checked(name))
 
     @contextmanager
     def _call(self, what: str, ok: int | None = None) -> Iterator[None]:
@@ -160,10 +226,13 @@ class HeatClient:
         transient = status >= 500 or status in TRANSIENT_STATUS
         return (HeatUnavailable if transient else HeatRejected)(self._redact(message))
 
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+
+
+def _checked(name: str) -> str:
+    """``name`` if Heat would accept it as a stack name; HeatRejected otherwise."""
+    if not STACK_NAME.fullmatch(name):
+        raise HeatRejected(f"{name!r} is not a stack name (a letter, then letters, digits, _ . or -)")
+    return name
 
 
 def _heat_reason(exc: heat_exc.HTTPException) -> str:

@@ -6,17 +6,24 @@ it twice for the same state does nothing the second time.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections import Counter
-from typing import Callable
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 from celery import Celery
 
 from esiprov import keys, planner, publish
 from esiprov.dispatch import dispatch, resend, stale
+from esiprov.model import BadConfig, envelope_version, parse_envelope
 from esiprov.store import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+#: resources a resync checks together (three range reads tell which of them are current)
+RESYNC_PAGE = 500
 
 DELETED = publish.worker_state(planner.DELETE, "COMPLETED")
 
@@ -83,27 +90,81 @@ def forget(store: Store, rtype: str, rid: str) -> bool:
     return bool(present)
 
 
-def known_resources(store: Store) -> list[tuple[str, str]]:
-    """(type, id) of every resource with a config, or with esiprov's copy of one (deleted while unwatched)."""
-    found = {}
-    for prefix in (keys.CONFIG, keys.WORKER_CONFIG):
-        for entry in store.range(prefix, keys_only=True)[0]:
-            resource = keys.resource_of(entry.key, prefix)
-            if resource:
-                found[resource] = None
-    return list(found)
+def known_resources(store: Store) -> Iterator[tuple[str, str]]:
+    """(type, id) of every resource with a config, or with esiprov's copy of one (deleted while unwatched).
+
+    Streamed in key order: the two key scans are merged, so memory stays flat however many there are.
+    """
+    merged = heapq.merge(_resources(store, keys.CONFIG), _resources(store, keys.WORKER_CONFIG),
+                         key=lambda found: found[0])
+    for _, same in itertools.groupby(merged, key=lambda found: found[0]):
+        yield next(same)[1]
+
+
+def _resources(store: Store, prefix: str) -> Iterator[tuple[str, tuple[str, str]]]:
+    """(key below ``prefix``, (type, id)) of every resource key under ``prefix``, in key order."""
+    for entry in store.scan(prefix, keys_only=True):
+        found = keys.resource_of(entry.key, prefix)
+        if found:
+            yield entry.key[len(prefix):], found
+
+
+def current_resources(store: Store, page: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The resources of ``page`` (in key order) already at their config's version with nothing in flight.
+
+    Three range reads (configs, /state, workflow records) instead of three reads per
+    resource; only a config that parses and a /state of exactly its version count, so
+    every other case is left to ``reconcile``.
+    """
+    configs, states, workflows = (_page_values(store, key_of, page) for key_of in (keys.config, keys.state, keys.workflow))
+    return {resource for resource in page if resource in configs and resource not in workflows
+            and _applied(resource, configs[resource], states.get(resource))}
+
+
+def _page_values(store: Store, key_of: Callable[[str, str], str], page: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """{resource: value of key_of(resource)} for a page in key order, from one bounded scan."""
+    wanted = {key_of(*resource): resource for resource in page}
+    end = key_of(*page[-1]) + "\0"
+    return {wanted[entry.key]: entry.value for entry in store.scan(key_of(*page[0]), end) if entry.key in wanted}
+
+
+def _applied(resource: tuple[str, str], raw: Any, state: Any) -> bool:
+    try:
+        version = parse_envelope(*resource, raw).version
+    except BadConfig:
+        return False
+    return state is not None and envelope_version(state) == version
 
 
 def resync(store: Store, app: Celery, resend_after: float | None,
            progress: Callable[[int, int], None] = lambda done, total: None) -> Counter[str]:
-    """Reconcile every known resource; count the outcomes. ``progress(done, total)`` after each."""
-    resources = known_resources(store)
+    """Reconcile every known resource; count the outcomes. ``progress(done, total)`` after each.
+
+    A page at a time: the page's current resources are counted from three range reads,
+    the others reconciled one by one. ``total`` is the number of configs (a resource
+    known only from esiprov's copy raises it as it is met).
+    """
+    total = store.count(keys.CONFIG) - store.count(keys.TEMPLATES)
     outcomes: Counter[str] = Counter()
-    for done, (rtype, rid) in enumerate(resources, 1):
-        try:
-            outcomes[reconcile(store, app, rtype, rid, resend_after)] += 1
-        except Exception:  # noqa: BLE001 - one resource must not stop the others
-            log.exception("%s %s: reconcile failed", rtype, rid)
-            outcomes["error"] += 1
-        progress(done, len(resources))
+    for page in _pages(known_resources(store), RESYNC_PAGE):
+        current = current_resources(store, page)
+        for rtype, rid in page:
+            outcomes[CURRENT if (rtype, rid) in current else _reconcile_logged(store, app, rtype, rid, resend_after)] += 1
+            done = sum(outcomes.values())
+            progress(done, max(total, done))
     return outcomes
+
+
+def _reconcile_logged(store: Store, app: Celery, rtype: str, rid: str, resend_after: float | None) -> str:
+    try:
+        return reconcile(store, app, rtype, rid, resend_after)
+    except Exception:  # noqa: BLE001 - one resource must not stop the others
+        log.exception("%s %s: reconcile failed", rtype, rid)
+        return "error"
+
+
+def _pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of ``size`` items (the last one shorter): itertools.batched before Python 3.12."""
+    iterator = iter(items)
+    while page := list(itertools.islice(iterator, size)):
+        yield page

@@ -28,6 +28,8 @@ from esiprov.settings import Settings  # noqa: E402
 REQUEST_TIMEOUT = 10.0
 #: attempts of a read-modify-write before giving up on contention
 CAS_ATTEMPTS = 50
+#: keys per request of a scan
+SCAN_PAGE = 500
 
 
 class StoreError(RuntimeError):
@@ -174,6 +176,29 @@ class Store:
                    for kv in response.kvs]
         return entries, response.header.revision
 
+    def scan(self, start: str, end: str | None = None, keys_only: bool = False,
+             page: int = SCAN_PAGE) -> Iterator[Entry]:
+        """Entries from ``start`` up to ``end`` (exclusive; default: every key with prefix ``start``) in key order.
+
+        Read ``page`` keys per request, every page at the first one's revision: memory stays
+        flat however many keys there are, and the whole scan is one consistent snapshot.
+        """
+        end_key = end.encode() if end is not None else pyetcd.utils.prefix_range_end(start.encode())
+        key, revision = start.encode(), None
+        while True:
+            response = self._call(self._client.get_range_response, key, end_key, limit=page,
+                                  revision=revision, keys_only=keys_only)
+            revision = revision or response.header.revision
+            for kv in response.kvs:
+                yield Entry(kv.key.decode(), None if keys_only else _decode(kv.value), kv.mod_revision)
+            if not response.more or not response.kvs:
+                return
+            key = response.kvs[-1].key + b"\0"
+
+    def count(self, prefix: str) -> int:
+        """How many keys start with ``prefix`` (etcd counts them; nothing is transferred)."""
+        return self._call(self._client.get_prefix_response, prefix, count_only=True).count
+
     def put(self, key: str, value: Any) -> None:
         self._call(self._client.put, key, encode(value))
 
@@ -239,7 +264,9 @@ class Store:
         """Every change under ``prefix`` from ``start_revision`` up to now, from etcd's history.
 
         Transient documents (jobs, job_state) are gone once a workflow ends; their
-        history stays readable until etcd compacts it.
+        history stays readable until etcd compacts it. It watches the whole keyspace
+        (to know when it has reached now), so it needs read access to "/": for the
+        demo and tests, not for a role limited to esiprov's prefixes.
         """
         _, now = self.range(prefix, keys_only=True)
         if now < start_revision:

@@ -10,10 +10,11 @@ stack left ``*_FAILED`` is retried.
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from esiprov import keys, planner
-from esiprov.heat import HeatClient, Stack
+from esiprov.heat import HeatClient, Stack, client_for
 from esiprov.model import Job
 from esiprov.planner import CREATE, DELETE
 from esiprov.settings import current
@@ -99,25 +100,56 @@ def attempt_of(job: Job, etcd: Store) -> int:
     return entry[2] if entry else 0
 
 
+def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[dict[str, Any] | None, Stack | None]:
+    """Send this attempt's operation, record it under heat_ops, and look at the stack right after.
+
+    Returns (the record, the stack); the record is None when there was nothing to send. A
+    create goes out without a look first: a stack of that name answers 409, and only then is
+    it looked at.
+    """
+    name = stack_name(job)
+    stack = None
+    if job.action == CREATE and client.create(name, *heat_arguments(job, etcd)):
+        operation = "create"
+    else:
+        stack = client.get(name)
+        operation = send_operation(job, etcd, client, stack)
+    if operation is None:
+        return None, stack
+    sent = {"attempt": attempt, "operation": operation, "before": stack.revision if stack is not None else None,
+            "at": time.time()}
+    etcd.put(keys.heat_op(job.id), sent)
+    return sent, client.get(name)
+
+
+def building(message: str, sent: dict[str, Any] | None) -> NotYet:
+    """Wait for a stack Heat is working on, with backoff: the first check is right after sending (a
+    stack with nothing to build is done by then), then after ESIPROV_HEAT_POLL_INTERVAL, then after
+    half the time the operation has run so far, at most ESIPROV_HEAT_POLL_MAX: a short build is seen
+    soon, a long one costs few requests."""
+    settings = current()
+    if sent is None or "at" not in sent:
+        return NotYet(message, settings.heat_poll_interval)
+    elapsed = time.time() - sent["at"]
+    return NotYet(message, min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / 2)), waited=elapsed)
+
+
 @job_step("heat_worker")
 def heat_worker(job: Job, etcd: Store) -> None:
     """Create, update or delete the resource's stack, and wait for it without holding the worker."""
-    client = HeatClient(current(), str(job.resource_input.get("tenant_id", "")))
+    client = client_for(current(), str(job.resource_input.get("tenant_id", "")))
     name = stack_name(job)
-    stack = client.get(name)
     attempt = attempt_of(job, etcd)
     sent = etcd.value(keys.heat_op(job.id))
-    if not isinstance(sent, dict) or sent.get("attempt") != attempt:
-        operation = send_operation(job, etcd, client, stack)
-        if operation is not None:
-            before = stack.revision if stack is not None else None
-            etcd.put(keys.heat_op(job.id), {"attempt": attempt, "operation": operation, "before": before})
-            raise NotYet(f"{operation} of stack {name} sent", current().heat_poll_interval)
-    elif stack is not None and stack.revision == sent.get("before"):
+    if isinstance(sent, dict) and sent.get("attempt") == attempt:
+        stack = client.get(name)
+    else:
+        sent, stack = start(job, etcd, client, attempt)
+    if sent is not None and stack is not None and stack.revision == sent.get("before"):
         # an update or delete Heat has not taken up yet: the stack still shows the previous outcome
-        raise NotYet(f"stack {name} has not started its {sent['operation']} yet", current().heat_poll_interval)
+        raise building(f"stack {name} has not started its {sent['operation']} yet", sent)
     if stack is not None and stack.in_progress:
-        raise NotYet(f"stack {name} is {stack.status}", current().heat_poll_interval)
+        raise building(f"stack {name} is {stack.status}", sent)
     if stack is not None and stack.failed:
         raise JobFailed(f"stack {name} is {stack.status}: {stack.status_reason}")
     if stack is None and job.action != DELETE:

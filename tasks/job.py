@@ -18,7 +18,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from esiprov import keys, publish
-from esiprov.heat import HeatUnavailable
+from esiprov.heat import HeatRejected, HeatUnavailable
 from esiprov.mappings import MappingError
 from esiprov.model import Job
 from esiprov.reconcile import reconcile
@@ -41,11 +41,16 @@ class JobFailed(Exception):
 
 
 class NotYet(Exception):
-    """Call the step again after ``countdown`` seconds; the message says what it waits for."""
+    """Call the step again after ``countdown`` seconds; the message says what it waits for.
 
-    def __init__(self, reason: str, countdown: float) -> None:
+    ``waited``: seconds waited so far, when the step knows (countdowns that back off make
+    retries x countdown, the estimate otherwise, too high).
+    """
+
+    def __init__(self, reason: str, countdown: float, waited: float | None = None) -> None:
         super().__init__(reason)
         self.countdown = countdown
+        self.waited = waited
 
 
 _stores: dict[int, Store] = {}
@@ -109,10 +114,10 @@ def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
                 if transient >= settings.retry_attempts:
                     _give_up(etcd, job, f"gave up after {transient} retries: {exc}")
                     raise
-                log.warning("%s: %s; retrying", job_id, exc)
+                log.warning("%s: %s; retrying", job_id, settings.redact(str(exc)))
                 raise task.retry(countdown=backoff(transient, settings.retry_backoff_max),
                                  kwargs={"transient": transient + 1})
-            except (JobFailed, MappingError, TemplateError) as exc:
+            except (JobFailed, HeatRejected, MappingError, TemplateError) as exc:
                 _finish_failed(etcd, job, str(exc))
                 if job.on_failure != "ignore":
                     raise
@@ -135,7 +140,7 @@ def _give_up(etcd: Store, job: Job | None, error: str) -> None:
 
 
 def _wait(task: Task, etcd: Store, job: Job, wait: NotYet, settings: Settings) -> None:
-    waited = task.request.retries * wait.countdown
+    waited = wait.waited if wait.waited is not None else task.request.retries * wait.countdown
     if waited >= settings.wait_timeout:
         _finish_failed(etcd, job, f"{wait} after waiting {settings.wait_timeout:.0f} s")
         raise JobFailed(str(wait))
@@ -143,6 +148,7 @@ def _wait(task: Task, etcd: Store, job: Job, wait: NotYet, settings: Settings) -
 
 
 def _finish_failed(etcd: Store, job: Job, error: str) -> None:
-    """Record the failure, then re-drive the resource: a newer version may be waiting."""
+    """Record the failure (secrets redacted), then re-drive the resource: a newer version may be waiting."""
+    error = current().redact(error)
     publish.fail(etcd, job.resource_type, job.resource_id, job.version, job.action, error, job.id)
     reconcile(etcd, app, job.resource_type, job.resource_id)

@@ -20,13 +20,8 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-# Before gRPC loads: tests and the demo start services (a real fork: subprocess with preexec_fn)
-# while gRPC channels are busy, and gRPC's fork handlers can abort such a child before it execs.
-# Nothing here runs gRPC in a forked child. Production keeps gRPC's default (Celery's prefork pool).
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
-
-from pyetcd import etcdrpc, utils  # noqa: E402
-from pyetcd.etcdrpc import auth_pb2  # noqa: E402
+from pyetcd import etcdrpc, utils
+from pyetcd.etcdrpc import auth_pb2
 
 from esiprov.devenv.certs import CertificateAuthority, TlsFiles  # noqa: E402
 from esiprov.devenv.process import LocalServer, ServiceError, free_port  # noqa: E402

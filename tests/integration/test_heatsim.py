@@ -130,6 +130,19 @@ def test_injected_5xx_and_an_update_during_an_operation_are_transient(sim, heat,
 def test_requests_are_counted_per_method_and_path_kind(sim, heat, name, template):
     sim.reset()
     heat.create(name, template, {"name": "QFX-1", "management_ip": "127.0.0.1"}, None)
+    heat._heat.stacks.get(name)  # heatclient by name: the lookup, then the stack
+    assert sim.stats()["requests"] == {"POST stacks": 1, "GET lookup": 1, "GET stack": 1}
+
+
+def test_the_client_remembers_stack_ids_so_checks_skip_the_lookup(sim, heat, name, template):
+    heat.create(name, template, {"name": "QFX-1", "management_ip": "127.0.0.1"}, None)
+    sim.reset()
+    heat.get(name)
+    heat.get(name)
+    assert sim.stats()["requests"] == {"GET stack": 2}
+    old = heat.get(name).id
+    heat._heat.stacks.delete(name)  # another process deletes the stack and makes a new one of that name
+    time.sleep(BUILD_TIME + 0.05)
+    heat._heat.stacks.create(stack_name=name, template=template, parameters={"name": "QFX-2"})
     stack = heat.get(name)
-    heat.get(f"{name}/{stack.id}")
-    assert sim.stats()["requests"] == {"POST stacks": 1, "GET lookup": 1, "GET stack": 2}
+    assert stack.id != old and stack.status == "CREATE_IN_PROGRESS"
