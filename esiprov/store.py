@@ -26,6 +26,9 @@ from esiprov.settings import Settings  # noqa: E402
 
 #: seconds one etcd request may take before it counts as failed
 REQUEST_TIMEOUT = 10.0
+#: seconds a failed endpoint is skipped before it is tried again (pyetcd's default, 300 s, would
+#: leave a single-endpoint client refusing every request for five minutes after an etcd restart)
+ENDPOINT_RETRY = 1.0
 #: attempts of a read-modify-write before giving up on contention
 CAS_ATTEMPTS = 50
 #: keys per request of a scan
@@ -85,7 +88,7 @@ def etcd_client(settings: Settings) -> pyetcd.MultiEndpointEtcd3Client:
     tls = settings.etcd_tls
     creds = None if tls is None else pyetcd.MultiEndpointEtcd3Client.get_secure_creds(
         *(str(path) if path else None for path in (tls.ca, tls.key, tls.cert)))
-    endpoints = [pyetcd.Endpoint(e.host, e.port, secure=creds is not None, creds=creds)
+    endpoints = [pyetcd.Endpoint(e.host, e.port, secure=creds is not None, creds=creds, time_retry=ENDPOINT_RETRY)
                  for e in settings.etcd_endpoints]
     return pyetcd.MultiEndpointEtcd3Client(endpoints, timeout=REQUEST_TIMEOUT, failover=True)
 
@@ -159,6 +162,12 @@ class Store:
     def get(self, key: str) -> Entry | None:
         raw, meta = self._call(self._client.get, key)
         return None if raw is None else _entry(raw, meta)
+
+    def get_many(self, keys: Sequence[str]) -> list[Entry | None]:
+        """Several keys in one round trip, read at one revision (a transaction of reads)."""
+        _, found = self._call(self._client.transaction, compare=[],
+                              success=[pyetcd.transactions.Get(key) for key in keys], failure=[])
+        return [_entry(*kvs[0]) if kvs else None for kvs in found]
 
     def get_at(self, key: str, revision: int) -> Entry | None:
         """The key as it was at ``revision`` (history; fails once compacted)."""

@@ -142,6 +142,7 @@ class LocalServer:
         self._log_dir = log_dir
         self.workdir: Path | None = None  # scratch dir, removed by stop()
         self._service: Service | None = None
+        self._ready: Callable[[], bool] = lambda: True
 
     def start(self) -> "LocalServer":
         raise NotImplementedError
@@ -150,6 +151,7 @@ class LocalServer:
                 env: dict[str, str] | None = None) -> "LocalServer":
         """Start the process and wait for ``ready``; on any failure clean everything up and re-raise."""
         self._service = Service(name, argv, self._log_dir or self.workdir, env)
+        self._ready = ready
         try:
             self._service.start(ready, timeout)
         except BaseException:
@@ -170,6 +172,13 @@ class LocalServer:
         """SIGKILL the process, as a crash would; the scratch dir stays until stop()."""
         if self._service is not None:
             self._service.kill()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        """Kill the process, as a crash would, and start it again: same ports, same data."""
+        if self._service is None:
+            raise ServiceError("restart of a server that was never started")
+        self._service.kill()
+        self._service.start(self._ready, timeout)
 
     def __enter__(self) -> "LocalServer":
         return self if self._service is not None else self.start()

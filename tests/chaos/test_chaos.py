@@ -54,3 +54,14 @@ def test_a_watcher_started_after_the_configs_were_written_creates_them_all(clust
     with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs):
         cluster.all_created(bodies)
     cluster.one_stack_each(bodies)
+
+
+def test_an_etcd_restart_mid_flight_is_ridden_out_by_workers_and_watcher(cluster):
+    with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs) as watcher:
+        bodies = cluster.devices()
+        wait_until(cluster.in_flight, 30, "a stack operation in flight")
+        cluster.etcd.restart()
+        later = cluster.devices(2)
+        cluster.all_created(bodies + later)
+        assert "relisting" in watcher.log_path.read_text()
+    cluster.one_stack_each(bodies + later)
