@@ -113,6 +113,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_templates_load(args: argparse.Namespace) -> int:
     schema, found = templates.load_dir(Path(args.directory))
+    templates.validate(schema, found)  # every problem listed before etcd is even asked
     templates.save(_store(), schema, found)
     print(f"loaded {len(found)} templates and the schema from {args.directory}: "
           + ", ".join(t.id for t in found))
@@ -394,7 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except CommandError as exc:
         message, code = str(exc), exc.code
-    except (StoreError, ConfigError, templates.TemplateError) as exc:
+    except templates.TemplateError as exc:  # one problem per line, as validate lists them
+        print(f"esiprov: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (StoreError, ConfigError) as exc:
         message, code = str(exc), EXIT_FAILED
     except HeatError as exc:
         message, code = f"Heat: {exc}", EXIT_FAILED

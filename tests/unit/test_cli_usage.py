@@ -63,3 +63,15 @@ def test_every_command_says_in_one_line_when_etcd_is_unreachable(args, unreachab
 
 def test_ages_read_in_the_largest_whole_unit():
     assert [cli._age(s) for s in (None, 5, 65, 7200, 90000)] == ["", "5s", "1m", "2h", "1d"]
+
+
+def test_templates_load_lists_every_problem_on_its_own_line_before_asking_etcd(tmp_path, unreachable_etcd, capsys):
+    (tmp_path / "schema.yaml").write_text("template_mappings: {heat_worker: {thing: Cthing_new}}\n")
+    (tmp_path / "thing_new.yaml").write_text(
+        "id: thing_new\nhandler: heat_worker\nparameter_mappings: {ghost: Pname, other: Zbad}\n"
+        "template_file: |\n  heat_template_version: 2013-05-23\n  resources: {}\n")
+    assert cli.main(["templates", "load", str(tmp_path)]) == cli.EXIT_FAILED
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("esiprov: ") and "nothing was written" in lines[0]
+    assert any("thing_new parameter ghost" in line for line in lines[1:])
+    assert any("thing_new parameter other" in line and "unknown operator 'Z'" in line for line in lines[1:])
