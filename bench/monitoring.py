@@ -19,59 +19,17 @@ import statistics
 import struct
 import tempfile
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Iterable
 
-from esiprov import keys, poller
-from esiprov.devenv.apiserver import envelope
+from esiprov import poller
 from esiprov.devenv.etcd import EtcdServer
+from esiprov.devenv.fleet import TOKEN, register_fleet
 from esiprov.devenv.switches import Switch, Switches
 from esiprov.settings import Settings, from_env
-from esiprov.snmp import UP, SnmpProbe
+from esiprov.snmp import SnmpProbe
 from esiprov.store import Store
 
-TOKEN, COMMUNITY = "ESE_NODE_COMMUNITY", "bench-community"
-#: etcd's default limit of operations in one transaction
-TXN_OPS = 128
-
-
-def device_id(ip: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-bench:{ip}"))
-
-
-def port_id(ip: str, name: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-bench:{ip}:{name}"))
-
-
-def fleet_records(switch: Switch, token: str, version: int = 1) -> dict[str, Any]:
-    """The configs, targets and first /monitoring of a switch and its ports, as the API server,
-    monitoring_worker and finalize leave them after the create workflows."""
-    dev = device_id(switch.ip)
-    records = {
-        keys.config("ese_device", dev): envelope({"id": dev, "management_ip_address": switch.ip}, version),
-        keys.target("ese_device", dev): {
-            "type": "switch", "community_name": token, "ip": switch.ip, "mibs": [], "field": "switch",
-            "status": UP, "version": version, "resource_type": "ese_device", "resource_id": dev},
-        keys.monitoring("ese_device", dev): {"version": version, "switch": UP},
-    }
-    for name in switch.ports:
-        pid = port_id(switch.ip, name)
-        records[keys.config("ese_physical_port", pid)] = envelope(
-            {"id": pid, "name": name, "ese_device_id": dev}, version)
-        records[keys.target("ese_physical_port", pid)] = {
-            "type": "physical_port", "community_name": token, "device_ip": switch.ip, "name": name,
-            "field": "port", "status": UP, "version": version, "resource_type": "ese_physical_port",
-            "resource_id": pid}
-        records[keys.monitoring("ese_physical_port", pid)] = {"version": version, "port": UP}
-    return records
-
-
-def register_fleet(store: Store, switches: Iterable[Switch], token: str = TOKEN) -> None:
-    """Write fleet_records of every switch, in transactions of at most TXN_OPS puts."""
-    records = [item for switch in switches for item in fleet_records(switch, token).items()]
-    for start in range(0, len(records), TXN_OPS):
-        store.commit(puts=dict(records[start:start + TXN_OPS]))
+COMMUNITY = "bench-community"
 
 
 class WireCounter:

@@ -15,10 +15,10 @@ from typing import Iterator
 
 import pytest
 
-from bench.monitoring import device_id, port_id, register_fleet
 from esiprov import keys, poller
 from esiprov.devenv.apiserver import put_config
 from esiprov.devenv.etcd import EtcdServer
+from esiprov.devenv.fleet import device_id, port_id, register_fleet
 from esiprov.devenv.pipeline import ROOT, start_worker
 from esiprov.devenv.process import Service, wait_until
 from esiprov.devenv.redis import RedisServer
