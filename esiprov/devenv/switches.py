@@ -15,7 +15,10 @@ read with its community, as real switches would be. Choices, and why:
   to a new second.
 - ``stop_answering`` removes the data file: snmpsim then fails inside the
   request (a traceback in its log) and sends nothing, like a dead agent,
-  while the other switches keep answering. ``resume`` writes it back.
+  while the other switches keep answering. ``resume`` writes it back. Limit: snmpsim keeps
+  at most 32 data files open; with more than 32 switches a removed file upsets its
+  open-file queue and switches past it stop answering, so a test that silences a switch
+  keeps to 32 (the monitoring bench registers an address with no agent instead).
 - sysUpTime uses the numeric variation (100 ticks/s since the simulator
   started), so it advances like a real agent's.
 """
