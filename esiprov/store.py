@@ -169,11 +169,6 @@ class Store:
                               success=[pyetcd.transactions.Get(key) for key in keys], failure=[])
         return [_entry(*kvs[0]) if kvs else None for kvs in found]
 
-    def get_at(self, key: str, revision: int) -> Entry | None:
-        """The key as it was at ``revision`` (history; fails once compacted)."""
-        raw, meta = self._call(self._client.get, key, revision=revision)
-        return None if raw is None else _entry(raw, meta)
-
     def value(self, key: str, default: Any = None) -> Any:
         entry = self.get(key)
         return default if entry is None else entry.value
