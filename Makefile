@@ -47,8 +47,12 @@ unit: venv ## run the unit tests only (fast, no services)
 demo: deps venv heat-venv ## run the end-to-end demo on local services
 	$(VENV)/bin/python -m esiprov.devenv.demo
 
-bench: deps venv ## run the benchmarks on local services (monitoring: 2,000 ports on 40 emulated switches)
-	$(VENV)/bin/python -m bench.monitoring
+# Every bench/*.py is a benchmark run as `python -m bench.<name>`, except these helpers it uses.
+BENCH_HELPERS := __init__ heatsim barechain
+BENCHES := $(filter-out $(BENCH_HELPERS),$(basename $(notdir $(wildcard bench/*.py))))
+
+bench: deps venv ## run every bench/*.py benchmark on local services (figures and machine: bench/RESULTS.md)
+	@set -e; for name in $(BENCHES); do echo "== bench.$$name"; $(VENV)/bin/python -m bench.$$name; done
 
 flower: venv ## run Flower on 127.0.0.1:FLOWER_PORT (5555); FLOWER_UNAUTHENTICATED_API=true opens its /api without auth
 	$(VENV)/bin/celery -A tasks flower --address=127.0.0.1 --port=$(FLOWER_PORT)

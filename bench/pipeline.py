@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Iterable
 
+from bench.heatsim import HeatSim
 from esiprov import keys, templates
 from esiprov.devenv.apiserver import envelope
 from esiprov.devenv.etcd import EtcdServer
@@ -38,8 +38,6 @@ from esiprov.devenv.redis import RedisServer
 from esiprov.devenv.switches import Switch, Switches
 from esiprov.settings import from_env
 from esiprov.store import Store
-
-from bench.heatsim import HeatSim
 
 RTYPE = "ese_device"
 TENANT = "bench-tenant"
@@ -225,12 +223,8 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, heat: HeatSim) -> None:
-    from bench import barechain
-    with start_worker(env, logs, "bare", args.concurrency, queues=barechain.QUEUE, app="bench.barechain"):
-        barechain.run(20)  # warm-up
-        bare = args.chains / barechain.run(args.chains)
-    print(f"1. bare Celery chain (3 no-op tasks + callback, threads -c {args.concurrency}): "
-          f"{bare:.1f} chains/s over {args.chains}", flush=True)
+    """Every figure, in the order the services allow: bare chain, esiprov's runs, then resync."""
+    bare = bare_chains(args, env, logs)
     with start_worker(env, logs, "worker", args.concurrency), start_watcher(env, logs):
         run_batch(store, heat, "warm", 10, 120)
         fast = run_batch(store, heat, "fast", args.resources, 600)
@@ -238,9 +232,9 @@ def run(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store,
               f"({fast['seconds']:.1f} s, {fast['outcomes']}); ratio to the bare chain {fast['rate'] / bare:.2f} "
               f"(target >= 0.7)", flush=True)
         delays = latency(store, args.latency, args.latency_rate, 300)
-        print(f"3. put -> heat_worker task started ({len(delays)} puts at {args.latency_rate:g}/s): p50 {percentile(delays, .5) * 1000:.0f} ms, "
-              f"p99 {percentile(delays, .99) * 1000:.0f} ms, max {delays[-1] * 1000:.0f} ms (target p99 <= 100 ms)",
-              flush=True)
+        print(f"3. put -> heat_worker task started ({len(delays)} puts at {args.latency_rate:g}/s): "
+              f"p50 {percentile(delays, .5) * 1000:.0f} ms, p99 {percentile(delays, .99) * 1000:.0f} ms, "
+              f"max {delays[-1] * 1000:.0f} ms (target p99 <= 100 ms)", flush=True)
     slow = slow_run(args, env, logs, store, heat)
     blocking = args.slow * args.build_time / SLOTS
     print(f"2. {args.slow} resources x {args.build_time:g} s stacks, one worker -c {SLOTS}: {slow['seconds']:.1f} s "
@@ -253,6 +247,17 @@ def run(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store,
     for size, seconds, mb, output in resync_figures(env, logs, sorted({min(1000, args.resync), args.resync})):
         print(f"4. esiprov resync over {size} applied configs: {seconds:.1f} s, peak RSS {mb:.0f} MB, "
               f"{output['outcomes']} (target 10,000 in <= 10 s, memory flat)", flush=True)
+
+
+def bare_chains(args: argparse.Namespace, env: dict[str, str], logs: Path) -> float:
+    """Chains/s of the baseline, on a worker like esiprov's."""
+    from bench import barechain
+    with start_worker(env, logs, "bare", args.concurrency, queues=barechain.QUEUE, app="bench.barechain"):
+        barechain.run(20)  # warm-up
+        bare = args.chains / barechain.run(args.chains)
+    print(f"1. bare Celery chain (3 no-op tasks + callback, threads -c {args.concurrency}): "
+          f"{bare:.1f} chains/s over {args.chains}", flush=True)
+    return bare
 
 
 def slow_run(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, heat: HeatSim) -> dict[str, Any]:

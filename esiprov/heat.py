@@ -188,8 +188,9 @@ class HeatClient:
         """
         created = None
         with self._call(f"create stack {name}", ok=409):
-            created = self._heat.stacks.create(stack_name=_checked(name), template=template, parameters=dict(parameters),
-                                     disable_rollback=True, **_timeout(timeout_mins))
+            created = self._heat.stacks.create(stack_name=_checked(name), template=template,
+                                               parameters=dict(parameters), disable_rollback=True,
+                                               **_timeout(timeout_mins))
         if created is None:
             return False
         self._remember(name, created["stack"]["id"])

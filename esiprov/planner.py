@@ -86,7 +86,8 @@ def plan(store: Store, rtype: str, rid: str) -> Plan | None:
     except BadConfig as exc:
         version = envelope_version(raw)
         if state is not None and envelope_version(state) >= version:
-            return None
+            # already failed (or superseded): nothing to do; the config is there, only unreadable
+            return Plan(ResourceVersion(rtype, rid, version, {}), None, applied=envelope_version(state))
         raise PlanError(str(exc), rtype, rid, version, CREATE if state is None else MODIFY) from None
     action = next_action(resource, state)
     if action is None:

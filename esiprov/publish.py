@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from esiprov import keys
-from esiprov.store import Compare, Store
+from esiprov.store import Compare, Entry, Store
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,16 @@ def compose_state(job_state: dict[str, Any], final: str) -> dict[str, Any]:
 
 
 def _write_state(store: Store, rtype: str, rid: str, version: int, document: dict[str, Any],
-                 puts: dict[str, Any] | None = None, deletes: list[str] = ()) -> bool:
-    """Put /state (plus ``puts``/``deletes``) unless a /state of a newer version is already there."""
+                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: list[str] = ()) -> bool:
+    """Put /state (plus ``puts``/``deletes``) unless a /state of a newer version is already there.
+
+    ``current``: /state as the caller read it (with its other reads, in one round trip); it is
+    read again only when another writer got in between.
+    """
     key = keys.state(rtype, rid)
-    for _ in range(3):
-        current = store.get(key)
+    for attempt in range(3):
+        if attempt:
+            current = store.get(key)
         if current is not None and isinstance(current.value, dict) and current.value.get("version", 0) > version:
             log.warning("%s %s: /state already at version %s; not writing version %s",
                         rtype, rid, current.value["version"], version)
@@ -49,23 +54,23 @@ def _write_state(store: Store, rtype: str, rid: str, version: int, document: dic
 
 def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
     """Publish the workflow's result and remove its jobs, job_state and workflow record."""
-    workflow = store.value(keys.workflow(rtype, rid)) or {}
+    found = store.get_many([keys.workflow(rtype, rid), keys.job_state(rtype, rid), keys.target(rtype, rid),
+                            keys.worker_config(rtype, rid), keys.state(rtype, rid)])
+    workflow, job_state, target, copy = (entry.value if entry else None for entry in found[:4])
+    workflow, job_state = workflow or {}, job_state or {}
     if workflow.get("version") != version:
         log.info("%s %s: no workflow for version %s to finalize", rtype, rid, version)
         return False
-    job_state = store.value(keys.job_state(rtype, rid)) or {}
     document = {"state": compose_state(job_state, worker_state(workflow["action"], "COMPLETED")),
                 "version": version, "error": ""}
     puts: dict[str, Any] = {}
     deletes = [keys.job_state(rtype, rid), keys.workflow(rtype, rid)]
     deletes += [key for job_id in workflow.get("jobs", []) for key in (keys.job(job_id), keys.heat_op(job_id))]
-    target = store.value(keys.target(rtype, rid))
     if isinstance(target, dict) and target.get("version") == version:
         puts[keys.monitoring(rtype, rid)] = {"version": version, target["field"]: target["status"]}
     if workflow["action"] == "logical_delete":
-        copy = store.value(keys.worker_config(rtype, rid)) or {}
-        puts[keys.worker_config(rtype, rid)] = {**copy, "deleted": True}
-    return _write_state(store, rtype, rid, version, document, puts, deletes)
+        puts[keys.worker_config(rtype, rid)] = {**(copy or {}), "deleted": True}
+    return _write_state(store, rtype, rid, version, document, found[4], puts, deletes)
 
 
 def fail(store: Store, rtype: str, rid: str, version: int, action: str, error: str,
@@ -76,12 +81,12 @@ def fail(store: Store, rtype: str, rid: str, version: int, action: str, error: s
     puts = {}
     if job_id:
         puts[keys.failure(job_id)] = {"error": error, "at": time.time()}
-    workflow = store.value(keys.workflow(rtype, rid)) or {}
-    deletes = [keys.workflow(rtype, rid)] if workflow.get("version") == version else []
-    _write_state(store, rtype, rid, version, document, puts, deletes)
+    workflow, state = store.get_many([keys.workflow(rtype, rid), keys.state(rtype, rid)])
+    deletes = [keys.workflow(rtype, rid)] if workflow and (workflow.value or {}).get("version") == version else []
+    _write_state(store, rtype, rid, version, document, state, puts, deletes)
 
 
 def read_complete(store: Store, rtype: str, rid: str, version: int) -> None:
     """A type with no template: nothing to provision, the version is simply read."""
-    _write_state(store, rtype, rid, version,
-                 {"state": {"worker_state": READ_COMPLETE}, "version": version, "error": ""})
+    document = {"state": {"worker_state": READ_COMPLETE}, "version": version, "error": ""}
+    _write_state(store, rtype, rid, version, document, store.get(keys.state(rtype, rid)))

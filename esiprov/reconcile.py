@@ -116,12 +116,14 @@ def current_resources(store: Store, page: Sequence[tuple[str, str]]) -> set[tupl
     resource; only a config that parses and a /state of exactly its version count, so
     every other case is left to ``reconcile``.
     """
-    configs, states, workflows = (_page_values(store, key_of, page) for key_of in (keys.config, keys.state, keys.workflow))
+    configs, states, workflows = (_page_values(store, key_of, page)
+                                  for key_of in (keys.config, keys.state, keys.workflow))
     return {resource for resource in page if resource in configs and resource not in workflows
             and _applied(resource, configs[resource], states.get(resource))}
 
 
-def _page_values(store: Store, key_of: Callable[[str, str], str], page: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+def _page_values(store: Store, key_of: Callable[[str, str], str],
+                 page: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """{resource: value of key_of(resource)} for a page in key order, from one bounded scan."""
     wanted = {key_of(*resource): resource for resource in page}
     end = key_of(*page[-1]) + "\0"
@@ -149,7 +151,8 @@ def resync(store: Store, app: Celery, resend_after: float | None,
     for page in _pages(known_resources(store), RESYNC_PAGE):
         current = current_resources(store, page)
         for rtype, rid in page:
-            outcomes[CURRENT if (rtype, rid) in current else _reconcile_logged(store, app, rtype, rid, resend_after)] += 1
+            known = (rtype, rid) in current
+            outcomes[CURRENT if known else _reconcile_logged(store, app, rtype, rid, resend_after)] += 1
             done = sum(outcomes.values())
             progress(done, max(total, done))
     return outcomes

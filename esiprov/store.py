@@ -237,7 +237,13 @@ class Store:
             if not isinstance(response, Exception):  # a broken stream is not a sign of life
                 callback()
         watch_id = self._call(self._client.add_watch_callback, key, deliver, start_revision=start_revision)
-        return lambda: self._client.cancel_watch(watch_id)
+
+        def cancel() -> None:
+            try:
+                self._client.cancel_watch(watch_id)
+            except (etcd_exceptions.Etcd3Exception, grpc.RpcError):
+                pass  # etcd unreachable: the stream, and this watch with it, is gone anyway
+        return cancel
 
     def update(self, key: str, change: Callable[[Any], Any], extra: Mapping[str, Any] | None = None) -> Any:
         """Read-modify-write ``key`` (change(None) when absent) with a compare on its revision.

@@ -24,7 +24,7 @@ import yaml
 from esiprov import keys
 from esiprov.mappings import Evaluator, Fetch, MappingError, Subject, located, parse
 from esiprov.model import ResourceVersion, parse_envelope
-from esiprov.store import Store
+from esiprov.store import Entry, Store
 
 T = TypeVar("T")
 SHIPPED = Path(__file__).resolve().parent.parent / "heat_templates"
@@ -297,19 +297,37 @@ def save(store: Store, schema: Schema, found: list[Template]) -> None:
 
 
 def read_schema(store: Store) -> Schema:
-    doc = store.value(keys.SCHEMA)
-    if doc is None:
+    entry = store.get(keys.SCHEMA)
+    if entry is None:
         raise TemplateError("no schema in etcd: run `esiprov templates load`")
-    return parse_schema(doc, keys.SCHEMA)
+    return _parsed(entry, lambda doc: parse_schema(doc, keys.SCHEMA))
 
 
 def read(store: Store, name: str) -> Template:
-    raw = store.value(keys.template(name))
-    if raw is None:
+    entry = store.get(keys.template(name))
+    if entry is None:
         raise TemplateError(f"template {name} is not in etcd ({keys.template(name)})")
+    return _parsed(entry, lambda raw: _template_of_envelope(name, raw))
+
+
+def _template_of_envelope(name: str, raw: Any) -> Template:
     try:
         body = parse_envelope("heat_template", name, raw).body
     except ValueError as exc:
         raise TemplateError(str(exc)) from None
     return parse_template(body, keys.template(name))
 
+
+#: parsed schema and templates by (key, mod_revision): every job step reads them, they rarely change
+_parsed_cache: dict[tuple[str, int], Any] = {}
+MAX_PARSED = 256
+
+
+def _parsed(entry: Entry, parse: Callable[[Any], T]) -> T:
+    """``parse(entry.value)``, once per revision of the key: the same revision is the same document."""
+    key = (entry.key, entry.mod_revision)
+    if key not in _parsed_cache:
+        if len(_parsed_cache) >= MAX_PARSED:
+            _parsed_cache.clear()
+        _parsed_cache[key] = parse(entry.value)
+    return _parsed_cache[key]

@@ -69,7 +69,14 @@ class Watcher:
 
     def stop(self) -> None:
         self._stopped.set()
-        self._cancel()
+        self._end_watch()
+
+    def _end_watch(self) -> None:
+        """Cancel the current watch; its iterator ends even when etcd cannot hear the cancel."""
+        try:
+            self._cancel()
+        except Exception as exc:  # noqa: BLE001 - an unreachable etcd must not kill the pulse
+            log.debug("cancelling the watch: %s", exc)
 
     def _lead(self) -> None:
         ended = threading.Event()
@@ -85,7 +92,7 @@ class Watcher:
         """While leading: keep the lease, record progress, end a watch that lost leadership or went silent."""
         while not ended.wait(HEARTBEAT):
             if not self.leadership.keep():
-                self._cancel()
+                self._end_watch()
                 return
             try:
                 self.store.put(keys.WATCHER_HEARTBEAT, {"holder": self.leadership.name,
@@ -94,7 +101,7 @@ class Watcher:
                 log.warning("cannot record the watcher heartbeat: %s", exc)
             if time.monotonic() - self._last_seen > INACTIVITY:
                 log.warning("the watch stream delivered nothing for %s s; reconnecting", INACTIVITY)
-                self._cancel()
+                self._end_watch()
                 return
 
     def _seen(self) -> None:
@@ -110,7 +117,7 @@ class Watcher:
         changes, self._cancel = self.store.watch(keys.CONFIG, self._revision + 1)
         try:
             if self._stopped.is_set():
-                self._cancel()
+                self._end_watch()
             for change in changes:
                 self._seen()
                 self.handle(change.key)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from esiprov import publish
+from esiprov import keys, publish
+from esiprov.model import envelope_version
 from esiprov.reconcile import reconcile
 from tasks import app
 from tasks.job import store
@@ -21,4 +22,6 @@ def finalize(rtype: str, rid: str, version: int) -> None:
     etcd = store()
     if publish.finalize(etcd, rtype, rid, version):
         log.info("%s %s: version %s published", rtype, rid, version)
+        if envelope_version(etcd.value(keys.config(rtype, rid))) == version:
+            return  # the config is still at the version just published: nothing newer to start
     reconcile(etcd, app, rtype, rid)

@@ -95,9 +95,10 @@ def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | Non
     return "update"
 
 
-def attempt_of(job: Job, etcd: Store) -> int:
-    entry = etcd.value(keys.job(job.id))
-    return entry[2] if entry else 0
+def attempt_and_sent(job: Job, etcd: Store) -> tuple[int, Any]:
+    """The job's attempt counter and its heat_ops record (None when none), in one round trip."""
+    entry, sent = etcd.get_many([keys.job(job.id), keys.heat_op(job.id)])
+    return (entry.value[2] if entry else 0), (sent.value if sent else None)
 
 
 def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[dict[str, Any] | None, Stack | None]:
@@ -139,8 +140,7 @@ def heat_worker(job: Job, etcd: Store) -> None:
     """Create, update or delete the resource's stack, and wait for it without holding the worker."""
     client = client_for(current(), str(job.resource_input.get("tenant_id", "")))
     name = stack_name(job)
-    attempt = attempt_of(job, etcd)
-    sent = etcd.value(keys.heat_op(job.id))
+    attempt, sent = attempt_and_sent(job, etcd)
     if isinstance(sent, dict) and sent.get("attempt") == attempt:
         stack = client.get(name)
     else:

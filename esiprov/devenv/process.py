@@ -118,6 +118,12 @@ class Service:
             self._signal(signal.SIGKILL)
             self.proc.wait(5)
 
+    def freeze(self, frozen: bool = True) -> None:
+        """SIGSTOP (or SIGCONT) the process: it keeps its sockets open and answers nothing,
+        as a hung server does."""
+        if self.proc is not None and self.proc.poll() is None:
+            self._signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def _signal(self, sig: int) -> None:
         try:
             os.killpg(self.proc.pid, sig)
@@ -172,6 +178,11 @@ class LocalServer:
         """SIGKILL the process, as a crash would; the scratch dir stays until stop()."""
         if self._service is not None:
             self._service.kill()
+
+    def freeze(self, frozen: bool = True) -> None:
+        """Hang the server (SIGSTOP), or let it go on (SIGCONT)."""
+        if self._service is not None:
+            self._service.freeze(frozen)
 
     def restart(self, timeout: float = 30.0) -> None:
         """Kill the process, as a crash would, and start it again: same ports, same data."""

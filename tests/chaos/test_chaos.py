@@ -65,3 +65,18 @@ def test_an_etcd_restart_mid_flight_is_ridden_out_by_workers_and_watcher(cluster
         cluster.all_created(bodies + later)
         assert "relisting" in watcher.log_path.read_text()
     cluster.one_stack_each(bodies + later)
+
+
+def test_a_hung_etcd_is_noticed_and_the_watcher_reconnects_when_it_answers_again(cluster):
+    with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs) as watcher:
+        first = cluster.devices(2)
+        cluster.all_created(first)
+        cluster.etcd.freeze()  # sockets stay open, nothing answers: a silent watch stream
+        try:
+            wait_until(lambda: "lost leadership" in watcher.log_path.read_text()
+                       or "delivered nothing" in watcher.log_path.read_text(), 40, "the watcher to notice")
+        finally:
+            cluster.etcd.freeze(False)
+        later = cluster.devices(2)
+        cluster.all_created(later, timeout=120)
+    cluster.one_stack_each(first + later)

@@ -7,6 +7,7 @@ import pytest
 
 from esiprov import keys
 from esiprov.devenv.apiserver import put_config, wait_for_state
+from esiprov.devenv.process import wait_until
 from tests import seed
 
 pytestmark = pytest.mark.slow
@@ -41,3 +42,23 @@ def test_a_type_without_templates_is_read_complete(pipeline):
     put_config(pipeline.store, "location", location)
     assert wait_for_state(pipeline.store, "location", location["id"], 1) == \
         {"state": {"worker_state": "READ_COMPLETE"}, "version": 1, "error": ""}
+
+
+def test_an_unreadable_newer_version_fails_once_and_never_deletes_what_was_provisioned(pipeline):
+    store = pipeline.store
+    device = {**seed.device_body(), "id": str(uuid.uuid4()), "existing": "existing", "hostname": "QFX-KEEP"}
+    put_config(store, "ese_device", device)
+    assert wait_for_state(store, "ese_device", device["id"], 1, timeout=180)["state"]["worker_state"] == \
+        "CREATE_COMPLETED"
+    store.put(keys.config("ese_device", device["id"]), {"body": "{oops", "version": 2, "marked_for_deletion": False})
+    failed = wait_for_state(store, "ese_device", device["id"], 2)
+    assert failed["state"] == {"worker_state": "MODIFY_FAILED"} and "not valid JSON" in failed["error"]
+
+    # the same unreadable version again, as a replayed event would bring it: nothing may happen
+    store.put(keys.config("ese_device", device["id"]), {"body": "{oops", "version": 2, "marked_for_deletion": False})
+    wait_until(lambda: pipeline.watcher.log_path.read_text().count(f"ese_device {device['id']}: current") >= 1,
+               10, "the watcher to reconcile the replayed version")
+
+    assert store.value(keys.state("ese_device", device["id"])) == failed
+    assert store.get(keys.workflow("ese_device", device["id"])) is None, "no delete was dispatched"
+    assert store.value(keys.heat_stack("ese_device", device["id"]))["stack_status"] == "CREATE_COMPLETE"

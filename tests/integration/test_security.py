@@ -15,7 +15,7 @@ import grpc
 import pyetcd
 import pytest
 
-from esiprov import keys, templates
+from esiprov import templates
 from esiprov.devenv.apiserver import put_config, wait_for_state
 from esiprov.devenv.certs import CertificateAuthority
 from esiprov.devenv.etcd import EtcdServer
@@ -217,7 +217,8 @@ def secure_run(etcd: EtcdServer, etcd_env: dict[str, str], admin: Store, ca: Cer
                 start_watcher(env, logs) as watcher:
             device, doomed = device_body(), device_body(existing="doomed")
             states = _lifecycle(admin, device, doomed)
-            cli = [esiprov(env, *args) for args in (["jobs", "list", "--failed"], ["state", "show", DEVICE, doomed["id"]])]
+            commands = (["jobs", "list", "--failed"], ["state", "show", DEVICE, doomed["id"]])
+            cli = [esiprov(env, *args) for args in commands]
             yield SecureRun(admin, worker, watcher, flower, doomed, states,
                             "".join(done.stdout + done.stderr for done in cli))
 

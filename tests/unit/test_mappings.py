@@ -224,7 +224,8 @@ MALFORMED = [
     ({"if_mapping": {"equal": ["Pa", "Pb"]}, "then_mapping": "Zx"}, "'Zx': unknown operator"),
     ({"for_field": "peers"}, 'for_mapping needs {"path": [{"type": …, "id": <subkey or "">}], "output_key": …}'),
     ({"for_field": "peers", "for_mapping": {"path": [], "output_key": "id"}}, "for_mapping needs"),
-    ({"for_field": "peers", "for_mapping": {"path": [{"type": "t", "id": 1}], "output_key": "id"}}, "for_mapping needs"),
+    ({"for_field": "peers", "for_mapping": {"path": [{"type": "t", "id": 1}], "output_key": "id"}},
+     "for_mapping needs"),
     ({"for_field": "peers", "for_mapping": {"path": [{"type": "", "id": ""}], "output_key": "id"}},
      "expected a resource type in for_mapping's path"),
     ({"for_field": [], "for_mapping": {"path": [{"type": "t", "id": ""}], "output_key": "id"}},
@@ -277,7 +278,8 @@ def test_for_field_of_a_non_list_is_a_clear_error():
 
 
 def test_for_field_item_without_its_id_is_a_clear_error():
-    mapping = {"for_field": "peers", "for_mapping": {"path": [{"type": "ese_device", "id": "uuid"}], "output_key": "id"}}
+    mapping = {"for_field": "peers",
+               "for_mapping": {"path": [{"type": "ese_device", "id": "uuid"}], "output_key": "id"}}
     with pytest.raises(MappingError, match="^item 0 of field 'peers' has no 'uuid'$"):
         evaluate(mapping)
 

@@ -4,10 +4,9 @@ import re
 
 import pytest
 
-from esiprov.model import BadConfig, parse_envelope
+from esiprov.model import BadConfig, ResourceVersion, parse_envelope
 from esiprov.planner import CREATE, DELETE, MODIFY, job_id, next_action
 from esiprov.publish import compose_state, worker_state
-from esiprov.model import ResourceVersion
 
 ID_GRAMMAR = re.compile(r"^create:heat_worker:ese_device:d1:2:[a-z0-9]{5}$")
 
