@@ -83,7 +83,7 @@ def forget(store: Store, rtype: str, rid: str) -> bool:
     records += [key for job_id in job_ids for key in (keys.failure(job_id), keys.heat_op(job_id))]
     if isinstance(state, dict) and state.get("state", {}).get("worker_state") == DELETED:
         records.append(keys.state(rtype, rid))
-    present = [key for key in records if store.get(key) is not None]
+    present = [entry.key for entry in store.get_many(records) if entry is not None]
     if present:
         store.commit(deletes=present)
         log.info("%s %s: forgotten (%s records removed)", rtype, rid, len(present))
