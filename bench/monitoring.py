@@ -23,7 +23,8 @@ from pathlib import Path
 
 from esiprov import poller
 from esiprov.devenv.etcd import EtcdServer
-from esiprov.devenv.fleet import TOKEN, register_fleet
+from esiprov.devenv.fleet import register_fleet
+from esiprov.devenv.local import COMMUNITY_TOKEN as TOKEN
 from esiprov.devenv.switches import Switch, Switches
 from esiprov.settings import Settings, from_env
 from esiprov.snmp import SnmpProbe

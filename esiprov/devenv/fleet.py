@@ -11,11 +11,11 @@ from typing import Any, Iterable
 
 from esiprov import keys
 from esiprov.devenv.apiserver import envelope
+from esiprov.devenv.local import COMMUNITY_TOKEN
 from esiprov.devenv.switches import Switch
 from esiprov.snmp import UP
 from esiprov.store import Store
 
-TOKEN = "ESE_NODE_COMMUNITY"
 #: etcd's default limit of operations in one transaction
 TXN_OPS = 128
 
@@ -51,7 +51,7 @@ def fleet_records(switch: Switch, token: str, version: int = 1) -> dict[str, Any
     return records
 
 
-def register_fleet(store: Store, switches: Iterable[Switch], token: str = TOKEN) -> None:
+def register_fleet(store: Store, switches: Iterable[Switch], token: str = COMMUNITY_TOKEN) -> None:
     """Write fleet_records of every switch, in transactions of at most TXN_OPS puts."""
     records = [item for switch in switches for item in fleet_records(switch, token).items()]
     for start in range(0, len(records), TXN_OPS):

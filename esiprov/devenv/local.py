@@ -20,6 +20,7 @@ from esiprov.devenv.switches import Switch, Switches
 from esiprov.settings import from_env
 from esiprov.store import Store
 
+#: the community token the shipped monitoring templates name
 COMMUNITY_TOKEN = "ESE_NODE_COMMUNITY"
 #: the heat token and community are local stand-ins; noauth Heat accepts any token
 HEAT_TOKEN = "local-heat-token"
