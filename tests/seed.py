@@ -1,17 +1,16 @@
-"""The seed document (../shared/seed/): every etcd record of one ese_physical_port create.
+"""The seed document (tests/data/seed.txt): every etcd record of one ese_physical_port create.
 
-The tests read the contract from the document itself rather than a copy of it.
+The tests read the contract from the recorded document itself (a verbatim copy), not from values retyped here.
 """
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 from esiprov.devenv import demo
+from tests.data import seed_text
 
-SEED_DIR = Path(__file__).resolve().parents[2] / "shared" / "seed"
 #: the seed's device address, moved to loopback where the emulated switch answers
 SEED_DEVICE_IP, LOCAL_DEVICE_IP = "10.161.0.34", demo.DEVICE_IP
 DEVICE_ID, PORT_ID, TENANT_ID = demo.DEVICE["id"], demo.PORT["id"], demo.TENANT
@@ -19,7 +18,7 @@ DEVICE_ID, PORT_ID, TENANT_ID = demo.DEVICE["id"], demo.PORT["id"], demo.TENANT
 
 def records() -> list[tuple[str, Any]]:
     """(key, value) of every record block of the seed, in document order, on loopback."""
-    text = next(SEED_DIR.glob("*.txt")).read_text().replace(SEED_DEVICE_IP, LOCAL_DEVICE_IP)
+    text = seed_text().replace(SEED_DEVICE_IP, LOCAL_DEVICE_IP)
     found = []
     for block in re.findall(r"```\n(.*?)```", text, re.S):
         key, _, value = block.partition("\n")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,11 +19,11 @@ from esiprov.settings import from_env
 from esiprov.store import Store
 from esiprov.templates import Schema
 from tests import seed
+from tests.data import plan_reference
 from tests.fixtures.services import running
 from tests.integration.test_plan_command import esiprov
 
-DATA = json.loads((Path(__file__).resolve().parents[3] / "shared" / "reference-data" / "plan_reference.json")
-                  .read_text())
+DATA = plan_reference()
 SCHEMA = Schema(
     template_mappings={"heat_worker": {"ese_device": "ACese_device_&Pexisting",
                                        "ese_physical_port": "ACese_physical_port_&Pexisting"}},

@@ -1,12 +1,11 @@
 """The parameter-mapping grammar, parsed and evaluated without services: one test per form and per error."""
 import json
-from pathlib import Path
 
 import pytest
 
 from esiprov.mappings import Concat, Const, Evaluator, Field, Hop, MappingError, Output, Subject, Version, parse
+from tests.data import plan_reference
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference-data" / "plan_reference.json"
 DEVICE = {"id": "dev-1", "hostname": "QFX-NW01", "management_ip_address": "127.0.161.33", "tor_agent_names": []}
 PORT = {"id": "port-1", "name": "xe-0/0/4", "ese_device_id": "dev-1", "existing": "new",
         "primary": {"bgp_peer_ip": "127.0.0.9"}, "owner": "network:dhcp",
@@ -25,10 +24,6 @@ def evaluator():
 
 def evaluate(mapping, body=PORT, rtype="ese_physical_port", version=3):
     return evaluator()(mapping, Subject(rtype, body, version))
-
-
-def reference():
-    return json.loads(REFERENCE.read_text())
 
 
 # --- parsing gives a tree ---------------------------------------------------------
@@ -302,9 +297,9 @@ def test_a_param_error_names_the_parameter_and_its_mapping():
 
 
 # --- golden: the reference system's recorded params --------------------------------
-@pytest.mark.parametrize("case", reference()["cases"], ids=lambda c: c["label"])
+@pytest.mark.parametrize("case", plan_reference()["cases"], ids=lambda c: c["label"])
 def test_reference_templates_give_the_reference_params(case):
-    data = reference()
+    data = plan_reference()
     bodies = {(c["rtype"], c["rid"]): c.get("body") or json.loads(c["raw_body"]) for c in data["cases"]}
     template_name = f"{case['rtype']}_{bodies[(case['rtype'], case['rid'])]['existing']}"
     mappings = next(t["body"]["parameter_mappings"] for t in data["templates"] if t["body"]["id"] == template_name)

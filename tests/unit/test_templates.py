@@ -1,6 +1,4 @@
 """Template and schema validation before anything is written, and template choice, without services."""
-import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -9,8 +7,8 @@ from esiprov import templates
 from esiprov.mappings import MappingError
 from esiprov.model import ResourceVersion
 from esiprov.templates import Schema, Template, TemplateError
+from tests.data import plan_reference
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference-data" / "plan_reference.json"
 HOT = """heat_template_version: 2013-05-23
 parameters:
   name: {type: string}
@@ -39,7 +37,7 @@ def test_the_shipped_templates_are_valid():
 
 
 def test_the_reference_templates_are_valid():
-    data = json.loads(REFERENCE.read_text())
+    data = plan_reference()
     templates.validate(SCHEMA, [templates.parse_template(t["body"], t["key"]) for t in data["templates"]])
 
 
