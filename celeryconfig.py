@@ -25,20 +25,28 @@ worker_deduplicate_successful_tasks = True
 # Give a stopping worker time to hand back what it holds (countdown polls included).
 worker_soft_shutdown_timeout = 30
 worker_enable_soft_shutdown_on_idle = True
-# Countdowns (stack polls; retries, at most ESIPROV_RETRY_BACKOFF_MAX) and time limits stay below the
-# visibility timeout, so nothing is redelivered while it still runs; a lost message is
-# re-driven by the periodic resync (ESIPROV_RESEND_AFTER), not by waiting for this.
+
+# The steps wait on I/O (Heat, etcd, SNMP) and never hold a slot while a stack builds, so
+# `celery -A tasks worker` runs threads: one process, many steps in flight, and the same
+# etcd connection for all of them.
+worker_pool = "threads"
+worker_concurrency = 16
+
+# A worker that dies or freezes loses nothing for long: each worker holds what it received on an
+# etcd lease, and the leading watcher resends it within seconds of the lease expiring
+# (esiprov.holds). Redis's own redelivery of a dead worker's unacked messages stays behind that;
+# it must stay above the longest a message waits in a worker (countdowns are at most
+# ESIPROV_RETRY_BACKOFF_MAX, tasks at most task_time_limit), or live messages would run twice.
 broker_transport_options = {"visibility_timeout": 900}
 result_backend_transport_options = {"visibility_timeout": 900}
 
 task_soft_time_limit = 120
 task_time_limit = 180
 
-result_extended = True
+# Results are kept (esiprov jobs list shows the last Celery state of each job) but lean: no
+# started-tracking or extended results (etcd's holds say who works on what, and since when), and
+# no task events unless a monitor asks for them (Flower turns them on when it starts).
 result_expires = 24 * 3600
-task_track_started = True
-worker_send_task_events = True
-task_send_sent_event = True
 
 # One queue per step (plus the periodic poller), so slow Heat polling never starves the others.
 task_queues = [Queue(name, Exchange(name), routing_key=name)

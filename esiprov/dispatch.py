@@ -15,8 +15,10 @@ from typing import Any
 from celery import Celery, chain
 
 from esiprov import keys
+from esiprov.broker import BrokerError
 from esiprov.model import Job
 from esiprov.planner import Plan
+from esiprov.settings import current
 from esiprov.store import Compare, Entry, Store
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,20 @@ def task_name(handler: str) -> str:
 def finalize_task_id(job_name: str) -> str:
     """The task id of a workflow's finalize step (its jobs' ids are the job ids)."""
     return f"{FINALIZE}:{job_name}"
+
+
+def resource_of_task(task_id: str) -> tuple[str, str] | None:
+    """(type, id) of the resource a workflow task works on, from its task id; None for other tasks.
+
+    Step task ids are job ids ``<action>:<handler>:<type>:<id>:<version>:<x>``; finalize's are
+    ``finalize:<type>:<id>:<version>``.
+    """
+    parts = task_id.split(":")
+    if len(parts) == 4 and parts[0] == FINALIZE:
+        return parts[1], parts[2]
+    if len(parts) == 6:
+        return parts[2], parts[3]
+    return None
 
 
 def workflow_record(version: int, action: str, job_ids: list[str]) -> dict[str, Any]:
@@ -69,10 +85,25 @@ def dispatch(store: Store, app: Celery, plan: Plan) -> bool:
     if not claim(store, plan):
         log.info("%s: a workflow is in flight; version %s waits", plan.resource.name, plan.resource.version)
         return False
-    send(app, plan.jobs)
-    log.info("%s: dispatched %s of version %s: %s", plan.resource.name, plan.action,
-             plan.resource.version, ", ".join(job.id for job in plan.jobs))
+    if _send_or_mark(store, app, plan.jobs):
+        log.info("%s: dispatched %s of version %s: %s", plan.resource.name, plan.action,
+                 plan.resource.version, ", ".join(job.id for job in plan.jobs))
     return True
+
+
+def _send_or_mark(store: Store, app: Celery, jobs: list[Job]) -> bool:
+    """Send the chain; if the broker does not take it, leave an unsent marker for the leading watcher,
+    which sends it as soon as the broker answers (esiprov.recovery)."""
+    try:
+        send(app, jobs)
+        return True
+    except BrokerError as exc:
+        last = jobs[-1]
+        error = current().redact(str(exc))
+        store.put(keys.unsent(last.resource_type, last.resource_id), {"at": time.time(), "error": error})
+        log.error("%s: the broker did not take the workflow (%s); it is sent when the broker answers",
+                  last.job_name, error)
+        return False
 
 
 def stale(workflow: dict[str, Any], after: float) -> bool:
@@ -85,14 +116,17 @@ def resend(store: Store, app: Celery, workflow: Entry) -> bool:
 
     Every step is idempotent, so a chain that was in fact still alive only
     costs duplicate checks. The record's ``sent_at`` is renewed with a
-    compare-and-put, so concurrent reconciles resend once.
+    compare-and-put (which also clears an unsent marker), so concurrent
+    recoveries resend once.
     """
     record = {**workflow.value, "sent_at": time.time()}
-    if not store.commit([Compare.unchanged(workflow.key, workflow.mod_revision)], {workflow.key: record}):
-        return False
     found = [store.value(keys.job(job_id)) for job_id in record["jobs"]]
     jobs = [Job.from_document(entry[1]) for entry in found if entry is not None]
-    if jobs:
-        send(app, jobs)
+    if not jobs:
+        return False
+    marker = keys.unsent(jobs[-1].resource_type, jobs[-1].resource_id)
+    if not store.commit([Compare.unchanged(workflow.key, workflow.mod_revision)], {workflow.key: record}, [marker]):
+        return False
+    if _send_or_mark(store, app, jobs):
         log.warning("%s: resent %s of version %s", jobs[-1].job_name, record["action"], record["version"])
-    return bool(jobs)
+    return True

@@ -1,10 +1,11 @@
-"""Where each job stands, for operators: etcd's job and failure records joined with Celery's.
+"""Where each job stands, for operators: etcd's job, hold and failure records joined with Celery's.
 
-etcd says which jobs exist (``/jobs/all``) and which failed for good
-(``/esi-worker/failures/``); the result backend says what Celery did last with
-the task of the same id (task id = job id). etcd records no times, so a job's
-age is known only from its failure record or from when Celery finished the
-step; a pending or running job has none.
+etcd says which jobs exist (``/jobs/all``), which a worker holds right now
+(``/esi-worker/holds/``: received, running or waiting on its countdown) and
+which failed for good (``/esi-worker/failures/``); the result backend says what
+Celery did last with the task of the same id (task id = job id). A job's age is
+the time since its failure, since a worker received it, or since Celery finished
+the step; a pending job has none.
 """
 from __future__ import annotations
 
@@ -35,16 +36,21 @@ class JobView:
     celery: dict[str, Any] = field(default_factory=dict)
     #: the failed job of the same workflow that stopped the chain before this one
     blocked_by: str | None = None
+    #: the hold record of the worker holding this job's message now (esiprov.holds), if any
+    hold: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
         """failed (a failure record, or Celery says so); blocked (an earlier step of its chain failed,
-        which Celery reports as this task's failure too); else pending, running or done from Celery."""
+        which Celery reports as this task's failure too); running while a worker holds it and Celery has
+        not seen it succeed; else pending, running or done from Celery."""
         if self.failure is not None:
             return FAILED
         if self.blocked_by is not None:
             return BLOCKED
         state = self.celery.get("status", states.PENDING)
+        if self.hold is not None and state != states.SUCCESS:
+            return RUNNING
         return _STATUS.get(state, state.lower())
 
     @property
@@ -60,9 +66,10 @@ class JobView:
         return ""
 
     def since(self) -> float | None:
-        """Epoch seconds of the last known event: the failure, else Celery finishing the step."""
-        if self.failure is not None and isinstance(self.failure.get("at"), (int, float)):
-            return float(self.failure["at"])
+        """Epoch seconds of the last known event: the failure, a worker receiving it, Celery finishing the step."""
+        for record in (self.failure, self.hold):
+            if record is not None and isinstance(record.get("at"), (int, float)):
+                return float(record["at"])
         done = self.celery.get("date_done")
         if isinstance(done, str):
             try:
@@ -78,6 +85,7 @@ class JobView:
                 "type": self.job["resource_type"], "resource_id": self.job["resource_id"],
                 "version": self.job["version"], "action": self.job["action"], "handler": self.handler,
                 "attempts": self.attempts, "status": self.status,
+                "worker": self.hold.get("worker") if self.hold else None,
                 "celery_state": self.celery.get("status", states.PENDING),
                 "age_seconds": None if since is None else round(time.time() - since, 1), "error": self.error}
 
@@ -97,6 +105,7 @@ def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: 
     """The jobs in /jobs/all (of ``rtype``, only failed ones, or just ``job_id``), in key order."""
     failures = {e.key[len(keys.FAILURES):]: e.value for e in store.range(keys.FAILURES)[0]}
     failed_in = {_workflow_of(failed): failed for failed in failures}
+    held = {e.value.get("task"): e.value for e in store.range(keys.HOLDS)[0] if isinstance(e.value, dict)}
     views = []
     for entry in store.range(keys.JOBS)[0]:
         handler, job, attempts = entry.value
@@ -106,7 +115,7 @@ def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: 
         meta = celery_meta(app, this)
         blocked = meta.get("status") == states.FAILURE and this not in failures
         views.append(JobView(this, handler, attempts, job, failures.get(this), meta,
-                             failed_in.get(_workflow_of(this)) if blocked else None))
+                             failed_in.get(_workflow_of(this)) if blocked else None, held.get(this)))
     return [v for v in views if v.status == FAILED] if failed_only else views
 
 

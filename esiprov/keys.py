@@ -22,6 +22,10 @@ POLLER = f"{WORKER}poller/"
 WATCHER_LEADER = f"{WORKER}watcher/leader"
 #: the leading watcher's heartbeat: its last processed revision, and a liveness probe of its watch stream
 WATCHER_HEARTBEAT = f"{WORKER}watcher/heartbeat"
+#: which worker holds each in-flight workflow's message, on that worker's lease (esiprov.holds)
+HOLDS = f"{WORKER}holds/{API}/"
+#: workflows claimed in etcd whose messages could not be handed to the broker
+UNSENT = f"{WORKER}unsent/{API}/"
 
 
 def plural(rtype: str) -> str:
@@ -65,6 +69,14 @@ def worker_config(rtype: str, rid: str) -> str:
     return f"{WORKER_CONFIG}{plural(rtype)}/{rid}"
 
 
+def hold(rtype: str, rid: str) -> str:
+    return f"{HOLDS}{plural(rtype)}/{rid}"
+
+
+def unsent(rtype: str, rid: str) -> str:
+    return f"{UNSENT}{plural(rtype)}/{rid}"
+
+
 def heat_op(job_id: str) -> str:
     """Which Heat operation a job sent, and for which attempt: sent once per attempt."""
     return f"{HEAT_OPS}{job_id}"
@@ -73,7 +85,7 @@ def heat_op(job_id: str) -> str:
 def resource_records(rtype: str, rid: str) -> list[str]:
     """Every key esiprov keeps for one resource (cleaned up when the resource is gone)."""
     return [worker_config(rtype, rid), heat_stack(rtype, rid), job_state(rtype, rid),
-            workflow(rtype, rid), target(rtype, rid), monitoring(rtype, rid)]
+            workflow(rtype, rid), target(rtype, rid), monitoring(rtype, rid), unsent(rtype, rid)]
 
 
 def failure(job_id: str) -> str:

@@ -64,7 +64,7 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
     document = {"state": compose_state(job_state, worker_state(workflow["action"], "COMPLETED")),
                 "version": version, "error": ""}
     puts: dict[str, Any] = {}
-    deletes = [keys.job_state(rtype, rid), keys.workflow(rtype, rid)]
+    deletes = [keys.job_state(rtype, rid), keys.workflow(rtype, rid), keys.hold(rtype, rid)]
     deletes += [key for job_id in workflow.get("jobs", []) for key in (keys.job(job_id), keys.heat_op(job_id))]
     if isinstance(target, dict) and target.get("version") == version:
         puts[keys.monitoring(rtype, rid)] = {"version": version, target["field"]: target["status"]}
@@ -82,7 +82,8 @@ def fail(store: Store, rtype: str, rid: str, version: int, action: str, error: s
     if job_id:
         puts[keys.failure(job_id)] = {"error": error, "at": time.time()}
     workflow, state = store.get_many([keys.workflow(rtype, rid), keys.state(rtype, rid)])
-    deletes = [keys.workflow(rtype, rid)] if workflow and (workflow.value or {}).get("version") == version else []
+    ended = workflow is not None and (workflow.value or {}).get("version") == version
+    deletes = [keys.workflow(rtype, rid), keys.hold(rtype, rid)] if ended else []
     _write_state(store, rtype, rid, version, document, state, puts, deletes)
 
 

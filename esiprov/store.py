@@ -231,12 +231,15 @@ class Store:
         """End ``lease`` now, deleting its keys."""
         self._call(self._client.revoke_lease, lease)
 
-    def on_change(self, key: str, start_revision: int, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` for every change of ``key`` (on the client's one watch stream); returns cancel."""
+    def on_changes(self, prefix: str, start_revision: int, callback: Callable[[Change], None]) -> Callable[[], None]:
+        """Call ``callback`` for every change under ``prefix`` from ``start_revision`` on (on the client's
+        one watch stream, in its thread); returns cancel. A broken stream calls nothing: whoever
+        watches /config on the same stream sees the break and starts again."""
         def deliver(response: Any) -> None:
-            if not isinstance(response, Exception):  # a broken stream is not a sign of life
-                callback()
-        watch_id = self._call(self._client.add_watch_callback, key, deliver, start_revision=start_revision)
+            if not isinstance(response, Exception):
+                for event in response.events:
+                    callback(_change(event))
+        watch_id = self._call(self._client.add_watch_prefix_callback, prefix, deliver, start_revision=start_revision)
 
         def cancel() -> None:
             try:

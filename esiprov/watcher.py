@@ -19,6 +19,7 @@ from celery import Celery
 from esiprov import keys
 from esiprov.leader import Leadership
 from esiprov.reconcile import reconcile
+from esiprov.recovery import Recovery
 from esiprov.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Watcher:
         self.store = store
         self.app = app
         self.leadership = Leadership(store, keys.WATCHER_LEADER)
+        self.recovery = Recovery(store, app)
         self._stopped = threading.Event()
         self._cancel = lambda: None
         self._revision = 0
@@ -79,14 +81,18 @@ class Watcher:
             log.debug("cancelling the watch: %s", exc)
 
     def _lead(self) -> None:
+        """List and watch, with the pulse and the recovery loop beside it for as long as it lasts."""
         ended = threading.Event()
-        pulse = threading.Thread(target=self._pulse, args=(ended,), name="watcher-pulse", daemon=True)
-        pulse.start()
+        helpers = [threading.Thread(target=self._pulse, args=(ended,), name="watcher-pulse", daemon=True),
+                   threading.Thread(target=self.recovery.run, args=(ended,), name="watcher-recovery", daemon=True)]
+        for helper in helpers:
+            helper.start()
         try:
             self._list_then_watch()
         finally:
             ended.set()
-            pulse.join()
+            for helper in helpers:
+                helper.join()
 
     def _pulse(self, ended: threading.Event) -> None:
         """While leading: keep the lease, record progress, end a watch that lost leadership or went silent."""
@@ -108,13 +114,19 @@ class Watcher:
         self._last_seen = time.monotonic()
 
     def _list_then_watch(self) -> None:
+        # Holds deleted since the last leader's last heartbeat (this process's, after a relist) were
+        # perhaps never looked at: the holds watch replays them from there.
+        last_pulse = self.store.get(keys.WATCHER_HEARTBEAT)
         entries, self._revision = self.store.range(keys.CONFIG, keys_only=True)
         self._seen()
         log.info("watching %s from revision %s (%s keys listed)", keys.CONFIG, self._revision + 1, len(entries))
         for entry in entries:
             self.handle(entry.key)
-        stop_heartbeat = self.store.on_change(keys.WATCHER_HEARTBEAT, self._revision + 1, self._seen)
-        changes, self._cancel = self.store.watch(keys.CONFIG, self._revision + 1)
+        start = self._revision + 1
+        cancels = [self.store.on_changes(keys.WATCHER_HEARTBEAT, start, lambda change: self._seen()),
+                   self.store.on_changes(keys.HOLDS, last_pulse.mod_revision if last_pulse else start,
+                                         self.recovery.released)]
+        changes, self._cancel = self.store.watch(keys.CONFIG, start)
         try:
             if self._stopped.is_set():
                 self._end_watch()
@@ -123,4 +135,5 @@ class Watcher:
                 self.handle(change.key)
                 self._revision = change.revision
         finally:
-            stop_heartbeat()
+            for cancel in cancels:
+                cancel()

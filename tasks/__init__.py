@@ -6,7 +6,10 @@ etcd, where ``esiprov jobs requeue`` finds them again.
 """
 from celery import Celery
 
+from esiprov import holds
+
 app = Celery("esiprov")
 app.config_from_object("celeryconfig")
+holds.install()
 
 from tasks import finalize, heat_worker, monitoring_worker, poller, resync  # noqa: E402,F401  (registers the tasks)

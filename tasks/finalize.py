@@ -11,12 +11,12 @@ from esiprov import keys, publish
 from esiprov.model import envelope_version
 from esiprov.reconcile import reconcile
 from tasks import app
-from tasks.job import store
+from tasks.job import retrying, store
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="esiprov.finalize")
+@app.task(**retrying("esiprov.finalize"))
 def finalize(rtype: str, rid: str, version: int) -> None:
     """Publish the finished workflow of ``rtype`` ``rid`` at ``version``."""
     etcd = store()

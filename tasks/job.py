@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import random
-from typing import Callable
+from typing import Any, Callable
 
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from esiprov import keys, publish
+from esiprov.broker import BrokerError
 from esiprov.heat import HeatRejected, HeatUnavailable
 from esiprov.mappings import MappingError
 from esiprov.model import Job
@@ -31,9 +32,17 @@ log = logging.getLogger(__name__)
 
 #: transient errors retried with backoff before the job fails (a step over its soft time limit
 #: was stuck in I/O: try again)
-TRANSIENT = (StoreError, HeatUnavailable, SoftTimeLimitExceeded)
+TRANSIENT = (StoreError, BrokerError, HeatUnavailable, SoftTimeLimitExceeded)
 #: seconds of the first backoff; it doubles up to Settings.retry_backoff_max
 BACKOFF_MIN = 1.0
+
+
+def retrying(name: str) -> dict[str, Any]:
+    """Options of a task outside ``job_step`` (finalize, resync, the poll): named ``name``, it retries
+    transient etcd and broker errors with the steps' backoff and attempts (Celery's autoretry)."""
+    settings = current()
+    return {"name": name, "autoretry_for": TRANSIENT, "max_retries": settings.retry_attempts,
+            "retry_backoff": BACKOFF_MIN, "retry_backoff_max": settings.retry_backoff_max, "retry_jitter": True}
 
 
 class JobFailed(Exception):

@@ -14,12 +14,12 @@ from esiprov import poller
 from esiprov.settings import current
 from esiprov.snmp import SnmpProbe
 from tasks import app
-from tasks.job import store
+from tasks.job import retrying, store
 
 log = logging.getLogger(__name__)
 
 
-@app.task(name="esiprov.poll_targets")
+@app.task(**retrying("esiprov.poll_targets"))
 def poll_targets() -> dict[str, Any] | None:
     """Poll every monitoring target once; the cycle's summary (None when it skipped), shown in Flower."""
     settings = current()

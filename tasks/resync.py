@@ -9,10 +9,10 @@ from __future__ import annotations
 from esiprov.reconcile import resync as resync_all
 from esiprov.settings import current
 from tasks import app
-from tasks.job import store
+from tasks.job import retrying, store
 
 
-@app.task(name="esiprov.resync")
+@app.task(**retrying("esiprov.resync"))
 def resync() -> dict[str, int]:
     """Reconcile every known resource; return the outcome counts (shown in Flower)."""
     return dict(resync_all(store(), app, current().resend_after))

@@ -1,10 +1,10 @@
 """Flower on a free loopback port for local runs and tests, and a small client of its HTTP API.
 
 ``make flower`` runs the same command for operators (on 127.0.0.1:5555). Flower
-knows only the task events it receives while it runs (workers send them:
-celeryconfig's ``worker_send_task_events`` and ``task_send_sent_event``), so it
-must be capturing before the work it should show starts: ``start_flower`` waits
-for that, not just for the HTTP port. Flower's ``/api`` answers without
+knows only the task events it receives while it runs, and workers send none
+until a monitor asks (Flower does when it starts, and every 5 s after): so it
+must be capturing, and the workers sending, before the work it should show
+starts. ``start_flower`` waits for the first, ``wait_for_events`` for the second. Flower's ``/api`` answers without
 authentication only with ``FLOWER_UNAUTHENTICATED_API=true``; that is set here,
 for a server bound to loopback.
 """
@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from esiprov.devenv.pipeline import ROOT, _logged
-from esiprov.devenv.process import Service, free_port
+from esiprov.devenv.process import Service, free_port, wait_until
 
 #: Flower logs this (at debug level) once its event receiver is consuming
 CAPTURING = "Capturing events..."
+#: what a worker logs when a monitor turns its task events on
+EVENTS_ON = "Events of group {task} enabled by remote."
 #: seconds per request to Flower's API
 HTTP_TIMEOUT = 10.0
 
@@ -59,3 +61,8 @@ def start_flower(env: Mapping[str, str], log_dir: Path, name: str = "flower") ->
     flower = Flower(env, log_dir, free_port(), name)
     flower.start(flower.ready, timeout=60)
     return flower
+
+
+def wait_for_events(worker: Service, timeout: float = 30.0) -> None:
+    """Block until ``worker`` sends task events: Flower turns them on when it starts, and every 5 s."""
+    wait_until(lambda: _logged(worker, EVENTS_ON), timeout, f"task events from {worker.name}")

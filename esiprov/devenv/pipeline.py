@@ -22,16 +22,18 @@ def _logged(service: Service, line: str) -> bool:
         return False
 
 
-def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int = 8,
-                 queues: str | None = None, app: str = "tasks") -> Service:
-    """``celery -A tasks worker`` with a thread pool, ready when it logs ``ready.``.
+def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int | None = None,
+                 queues: str | None = None, app: str = "tasks", pool: str | None = None) -> Service:
+    """``celery -A tasks worker`` as an operator starts it (celeryconfig's pool and concurrency unless
+    ``pool``/``concurrency`` say otherwise), ready when it logs ``ready.``.
 
     ``app`` names another Celery app (the benchmark's bare chain runs the same way).
     """
-    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-P", "threads", "-c", str(concurrency),
-            "-l", "info", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
-    if queues:
-        argv += ["-Q", queues]
+    argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-l", "info", "-n", f"{name}@%h",
+            "--without-gossip", "--without-mingle"]
+    argv += ["-P", pool] if pool else []
+    argv += ["-c", str(concurrency)] if concurrency else []
+    argv += ["-Q", queues] if queues else []
     service = Service(name, argv, log_dir, dict(env), cwd=ROOT)
     return service.start(lambda: _logged(service, "ready."), timeout=60)
 

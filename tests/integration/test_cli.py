@@ -117,7 +117,7 @@ def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(pi
 
     found = as_json(esiprov(env, "jobs", "list", "--failed", "--type", LAB, "--json"))
     assert all(set(row) == {"id", "resource", "type", "resource_id", "version", "action", "handler", "attempts",
-                            "status", "celery_state", "age_seconds", "error"} for row in found)
+                            "status", "celery_state", "age_seconds", "error", "worker"} for row in found)
     mine = [row for row in found if row["resource_id"] == rid]
     assert [(r["id"], r["handler"], r["action"], r["attempts"], r["status"], r["celery_state"]) for r in mine] == \
         [(job_id, "heat_worker", "create", 0, "failed", "FAILURE")]

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 import pytest
 
 from esiprov.devenv.apiserver import put_config, wait_for_state
-from esiprov.devenv.flower import Flower, start_flower
+from esiprov.devenv.flower import Flower, start_flower, wait_for_events
 from esiprov.devenv.process import ServiceError, wait_until
 from tests import seed
 from tests.fixtures.services import COMMUNITY
@@ -25,6 +25,7 @@ def flower(pipeline, tmp_path_factory) -> Iterator[Flower]:
     except ServiceError as exc:
         pytest.fail(f"Flower did not start: {exc}", pytrace=False)
     with server:
+        wait_for_events(pipeline.worker)
         yield server
 
 

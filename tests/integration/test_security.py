@@ -19,7 +19,7 @@ from esiprov import templates
 from esiprov.devenv.apiserver import put_config, wait_for_state
 from esiprov.devenv.certs import CertificateAuthority
 from esiprov.devenv.etcd import EtcdServer
-from esiprov.devenv.flower import Flower, start_flower
+from esiprov.devenv.flower import Flower, start_flower, wait_for_events
 from esiprov.devenv.heatserver import HeatServer
 from esiprov.devenv.local import esiprov_env
 from esiprov.devenv.pipeline import start_watcher, start_worker
@@ -215,6 +215,7 @@ def secure_run(etcd: EtcdServer, etcd_env: dict[str, str], admin: Store, ca: Cer
         templates.save(admin, schema, [DOOMED])
         with start_flower(env, logs) as flower, start_worker(env, logs) as worker, \
                 start_watcher(env, logs) as watcher:
+            wait_for_events(worker)
             device, doomed = device_body(), device_body(existing="doomed")
             states = _lifecycle(admin, device, doomed)
             commands = (["jobs", "list", "--failed"], ["state", "show", DEVICE, doomed["id"]])

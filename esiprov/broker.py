@@ -1,0 +1,54 @@
+"""Has the broker lost its messages? A marker message parked where nobody consumes it tells.
+
+The broker is disposable: Redis restarted without persistence, flushed, or
+failed over to an empty replica, or a new RabbitMQ node, keeps none of the
+messages of the workflows in flight. Nothing in Celery says so. esiprov parks
+one persistent message in a durable queue of its own (``esiprov.epoch``) that
+no worker consumes; as long as it is there, so is everything else the broker
+was given. When it is gone, the leading watcher sends every workflow in flight
+again (esiprov.recovery) and parks a new marker. On a broker that never saw
+esiprov the first check finds no marker either: that resends the workflows in
+flight once, which is harmless (every step is idempotent).
+"""
+from __future__ import annotations
+
+import time
+
+from celery import Celery
+from kombu import Connection, Queue
+from kombu.exceptions import OperationalError
+
+#: the queue holding the marker; no esiprov worker consumes it
+EPOCH_QUEUE = "esiprov.epoch"
+#: what a broker that does not answer raises (kombu wraps the transport's own errors in it)
+BrokerError = OperationalError
+
+
+def lost_messages(app: Celery) -> bool:
+    """True when the marker is gone (the broker lost what it held); a new one is parked then.
+
+    Raises BrokerError when the broker does not answer.
+    """
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1)
+        if _marker_count(connection) > 0:
+            return False
+        queue = Queue(EPOCH_QUEUE, durable=True, auto_delete=False, routing_key=EPOCH_QUEUE)
+        with connection.Producer() as producer:
+            producer.publish({"parked_at": time.time()}, exchange="", routing_key=EPOCH_QUEUE,
+                             declare=[queue], delivery_mode="persistent", serializer="json", retry=False)
+        return True
+
+
+def _marker_count(connection: Connection) -> int:
+    """Messages in the marker queue; 0 when the queue does not exist (RabbitMQ closes the channel then)."""
+    channel = connection.channel()
+    try:
+        return int(channel.queue_declare(EPOCH_QUEUE, passive=True).message_count)
+    except connection.channel_errors:
+        return 0
+    finally:
+        try:
+            channel.close()
+        except connection.channel_errors + connection.connection_errors:
+            pass  # already closed by the broker's 404

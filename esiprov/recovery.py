@@ -1,0 +1,101 @@
+"""The leader sends again, within seconds, every workflow whose message a worker or the broker lost.
+
+A workflow in flight loses its message in three ways, and the leading watcher
+watches each one:
+
+- its worker died or froze: the worker's lease expired and etcd deleted its
+  holds (esiprov.holds); the watcher sees the delete and, if the workflow is
+  still in flight with nobody holding it, sends it again;
+- the broker came back empty: the marker message is gone (esiprov.broker),
+  so every workflow in flight is sent again;
+- its send failed (the broker did not answer when the workflow was claimed):
+  an unsent marker waits under ``/esi-worker/unsent/`` until the broker answers.
+
+``dispatch.resend`` renews the workflow record with a compare-and-put, so a
+workflow is sent again once however many of these notice it.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from celery import Celery
+
+from esiprov import broker, keys
+from esiprov.dispatch import resend
+from esiprov.settings import current
+from esiprov.store import Change, Store, StoreError
+
+log = logging.getLogger(__name__)
+
+#: seconds between two checks of the broker (its marker, the unsent workflows)
+BROKER_CHECK = 3.0
+
+
+class Recovery:
+    """The leader's recovery loop; ``released`` is the watch callback of /esi-worker/holds/."""
+
+    def __init__(self, store: Store, app: Celery) -> None:
+        self.store = store
+        self.app = app
+        self._released: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._broker_answered = True
+
+    def released(self, change: Change) -> None:
+        """A hold was deleted: by finalize (nothing to do) or by an expired worker lease (resend)."""
+        found = keys.resource_of(change.key, keys.HOLDS)
+        if change.entry is None and found is not None:
+            self._released.put(found)
+
+    def run(self, ended: threading.Event) -> None:
+        """Until ``ended``: rescue released workflows as they come, check the broker every BROKER_CHECK s."""
+        due = 0.0
+        while not ended.is_set():
+            try:
+                self.rescue(*self._released.get(timeout=max(0.0, due - time.monotonic())))
+            except queue.Empty:
+                pass
+            except StoreError as exc:
+                log.warning("recovery: %s", exc)
+            if time.monotonic() >= due:
+                self.check_broker()
+                due = time.monotonic() + BROKER_CHECK
+
+    def rescue(self, rtype: str, rid: str) -> None:
+        """Send the resource's workflow again if it is still in flight and no worker holds it."""
+        workflow, hold = self.store.get_many([keys.workflow(rtype, rid), keys.hold(rtype, rid)])
+        if workflow is not None and hold is None and resend(self.store, self.app, workflow):
+            log.warning("%s %s: the worker holding its workflow is gone; sent again", rtype, rid)
+
+    def check_broker(self) -> None:
+        """Resend everything in flight if the broker lost its messages, then whatever could not be sent."""
+        try:
+            lost = broker.lost_messages(self.app)
+        except broker.BrokerError as exc:
+            if self._broker_answered:
+                log.warning("the broker does not answer (%s); workflows wait until it does",
+                            current().redact(str(exc)))
+            self._broker_answered = False
+            return
+        if not self._broker_answered:
+            log.info("the broker answers again")
+        self._broker_answered = True
+        try:
+            if lost:
+                self._resend_all(keys.WORKFLOWS, "the broker holds none of esiprov's messages (new, "
+                                                 "restarted empty or flushed)")
+            self._resend_all(keys.UNSENT, "the broker did not take them when they were claimed")
+        except (StoreError, broker.BrokerError) as exc:
+            log.warning("recovery: %s", current().redact(str(exc)))
+
+    def _resend_all(self, prefix: str, why: str) -> None:
+        """Resend the workflow of every resource with a key under ``prefix``."""
+        sent = 0
+        for entry in self.store.scan(prefix, keys_only=True):
+            found = keys.resource_of(entry.key, prefix)
+            workflow = self.store.get(keys.workflow(*found)) if found else None
+            sent += workflow is not None and resend(self.store, self.app, workflow)
+        if sent:
+            log.warning("%s workflows in flight sent again: %s", sent, why)
