@@ -4,16 +4,24 @@ SNMP v2c over easysnmp with numeric OIDs only (Debian ships no IF-MIB, so
 symbolic names cannot resolve). Every request is bounded by the configured
 timeout and retry count, and every easysnmp failure becomes SnmpUnreachable,
 whose message names the device, never the community.
+
+One port's status (a registration) costs one GET once the device's ifName ->
+ifIndex map is known (esiprov.ifindex): sysUpTime.0, ifName.<i> and
+ifOperStatus.<i> in one request. The device is walked again only when the map
+has no such name, the GET's ifName differs (interfaces renumbered) or sysUpTime
+went backwards (a restart). Every walk, the poller's included, refreshes the map.
 """
 from __future__ import annotations
 
 import ctypes
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import easysnmp
 import easysnmp.interface
 
+from esiprov.ifindex import PROCESS_INDEX, DeviceKey, InterfaceIndex, restarted
 from esiprov.settings import Settings
 
 UP, DOWN, FAIL = "UP", "DOWN", "FAIL"
@@ -24,6 +32,7 @@ IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
 #: rows per GETBULK: a 48-port switch answers in 2 round trips instead of 6 per column
 WALK_ROWS = 50
 _OPER_UP = "1"  # ifOperStatus up(1); every other value (down, testing, dormant...) is DOWN
+_TICKS_PER_SECOND = 100
 
 
 _NETSNMP = ctypes.CDLL(easysnmp.interface.__file__)
@@ -49,14 +58,27 @@ class SnmpUnreachable(Exception):
     """The device gave no usable SNMP answer (timeout, refused, or an error PDU)."""
 
 
-class SnmpProbe:
-    """Stateless reads of one device per call; safe to share between worker threads."""
+@dataclass(frozen=True)
+class Row:
+    """One interface as a single GET answers it; None where the agent has no such instance."""
 
-    def __init__(self, settings: Settings, retries: int = 1) -> None:
+    uptime: int | None
+    name: str | None
+    status: str
+
+
+class SnmpProbe:
+    """Reads of one device per call; safe to share between worker threads.
+
+    Interface maps go to ``interfaces`` (the process-wide index unless a test gives its own).
+    """
+
+    def __init__(self, settings: Settings, retries: int = 1, interfaces: InterfaceIndex | None = None) -> None:
         # Settings has no retry count: one retry keeps the worst case at 2 * snmp_timeout.
         self.port = settings.snmp_port
         self.timeout = settings.snmp_timeout
         self.retries = retries
+        self.interfaces = PROCESS_INDEX if interfaces is None else interfaces
         self._settings = settings
 
     @property
@@ -66,28 +88,28 @@ class SnmpProbe:
 
     def port_statuses(self, device_ip: str, community_token: str) -> dict[str, str]:
         """{ifName: UP|DOWN} for every interface, from one bulk walk of ifName and ifOperStatus."""
-        with self._answer(device_ip):
-            session = self._session(device_ip, community_token)
-            rows = session.bulkwalk([IF_NAME, IF_OPER_STATUS], max_repetitions=WALK_ROWS)
-        names: dict[str, str] = {}
-        states: dict[str, str] = {}
-        for var in rows:
-            column = names if var.oid.lstrip(".") == IF_NAME else states
-            column[var.oid_index] = var.value
-        return {name: UP if states.get(index) == _OPER_UP else DOWN
-                for index, name in names.items()}
+        return self._walk(self._device(device_ip, community_token))
 
     def port_status(self, device_ip: str, community_token: str, port_name: str) -> str:
-        """UP or DOWN for the interface named ``port_name``; FAIL when it is unknown or unanswered."""
+        """UP or DOWN for the interface named ``port_name``; FAIL when it is unknown or unanswered.
+
+        One GET when the device's map knows the name and the answer confirms it, else one walk.
+        """
+        device = self._device(device_ip, community_token)
         try:
-            return self.port_statuses(device_ip, community_token).get(port_name, FAIL)
+            status = self._cached_status(device, port_name)
+            return status if status is not None else self._walk(device).get(port_name, FAIL)
         except SnmpUnreachable:
             return FAIL
+
+    def interface_row(self, device_ip: str, community_token: str, if_index: str) -> Row:
+        """sysUpTime.0, ifName.<if_index> and ifOperStatus.<if_index> in one GET."""
+        return self._row(self._device(device_ip, community_token), if_index)
 
     def uptime(self, device_ip: str, community_token: str) -> int:
         """sysUpTime in hundredths of a second; a poller can compare it across cycles."""
         with self._answer(device_ip):
-            var = self._session(device_ip, community_token).get(SYS_UPTIME)
+            var = self._session(self._device(device_ip, community_token)).get(SYS_UPTIME)
         if var.snmp_type != "TICKS":
             raise SnmpUnreachable(f"{device_ip}:{self.port} has no sysUpTime ({var.snmp_type})")
         return int(var.value)
@@ -105,10 +127,46 @@ class SnmpProbe:
             return FAIL
         return UP
 
-    def _session(self, device_ip: str, community_token: str) -> easysnmp.Session:
+    def _cached_status(self, device: DeviceKey, port_name: str) -> str | None:
+        """The port's status from one GET at its remembered ifIndex; None when only a walk can tell."""
+        known = self.interfaces.get(device)
+        if known is None or (index := known.indexes.get(port_name)) is None:
+            return None
+        row = self._row(device, index)
+        self.interfaces.note_uptime(device, row.uptime)
+        slack = int(self.max_wait * _TICKS_PER_SECOND)
+        if row.name != port_name or restarted(known.uptime, row.uptime, slack):
+            return None
+        return row.status
+
+    def _row(self, device: DeviceKey, if_index: str) -> Row:
+        """One request for the three varbinds: the agent looks up three instances instead of walking."""
+        with self._answer(device.ip):
+            uptime, name, oper = self._session(device).get(
+                [SYS_UPTIME, f"{IF_NAME}.{if_index}", f"{IF_OPER_STATUS}.{if_index}"])
+        return Row(int(uptime.value) if uptime.snmp_type == "TICKS" else None,
+                   name.value if name.snmp_type == "OCTETSTR" else None,
+                   UP if oper.value == _OPER_UP else DOWN)
+
+    def _walk(self, device: DeviceKey) -> dict[str, str]:
+        """{ifName: UP|DOWN} from one bulk walk, whose ifName -> ifIndex map is remembered."""
+        with self._answer(device.ip):
+            rows = self._session(device).bulkwalk([IF_NAME, IF_OPER_STATUS], max_repetitions=WALK_ROWS)
+        names: dict[str, str] = {}
+        states: dict[str, str] = {}
+        for var in rows:
+            column = names if var.oid.lstrip(".") == IF_NAME else states
+            column[var.oid_index] = var.value
+        # Both built in ifIndex order: with a repeated ifName, the map and the statuses pick the same row.
+        self.interfaces.remember(device, {name: index for index, name in names.items()})
+        return {name: UP if states.get(index) == _OPER_UP else DOWN for index, name in names.items()}
+
+    def _device(self, device_ip: str, community_token: str) -> DeviceKey:
+        return DeviceKey(device_ip, self.port, self._settings.community(community_token))
+
+    def _session(self, device: DeviceKey) -> easysnmp.Session:
         return easysnmp.Session(
-            hostname=device_ip, remote_port=self.port, version=2,
-            community=self._settings.community(community_token),
+            hostname=device.ip, remote_port=device.port, version=2, community=device.community,
             timeout=self.timeout, retries=self.retries, use_numeric=True)
 
     @contextmanager

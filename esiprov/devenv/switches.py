@@ -20,7 +20,11 @@ read with its community, as real switches would be. Choices, and why:
   open-file queue and switches past it stop answering, so a test that silences a switch
   keeps to 32 (the monitoring bench registers an address with no agent instead).
 - sysUpTime uses the numeric variation (100 ticks/s since the simulator
-  started), so it advances like a real agent's.
+  started), so it advances like a real agent's. ``set_uptime`` pins it to a
+  fixed value instead (a restart, as a reader sees one: the clock went back);
+  the variation's clock cannot be reset, its settings are read once per file.
+- ``renumber`` moves a switch's interfaces to other ifIndex values, as a
+  reboot or a line-card change may, with the same names.
 """
 from __future__ import annotations
 
@@ -31,7 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from esiprov.devenv.process import LocalServer, ServiceError, free_port, wait_until
 from esiprov.settings import Settings
@@ -67,6 +71,8 @@ class Switches(LocalServer):
         self.switches = {switch.ip: switch for switch in switches}
         self.port = 0
         self._up = {(s.ip, name): True for s in self.switches.values() for name in s.ports}
+        self._first_index = {ip: FIRST_IF_INDEX for ip in self.switches}
+        self._pinned_uptime: dict[str, int] = {}
         self._silent: set[str] = set()
         self._mtimes: dict[str, int] = {}
 
@@ -82,20 +88,37 @@ class Switches(LocalServer):
             self._write(ip)
             argv += ["--v3-engine-id=auto", f"--data-dir={self.workdir / ip}",
                      f"--agent-udpv4-endpoint={ip}:{self.port}"]
-        return self._launch("snmpsim", argv, lambda: all(self._answers(ip) for ip in self.switches),
-                            timeout, env={"SNMPSIM_ALLOW_ROOT": "true"})
+        self._launch("snmpsim", argv, lambda: all(self._answers(ip) for ip in self.switches),
+                     timeout, env={"SNMPSIM_ALLOW_ROOT": "true"})
+        return self
 
     def set_port(self, ip: str, name: str, up: bool) -> None:
         """Set ifOperStatus of port ``name`` and wait until a GET returns the new value."""
         if (ip, name) not in self._up:
             raise KeyError(f"switch {ip} has no port {name!r}")
         self._up[ip, name] = up
-        if ip in self._silent:
-            return  # written by resume()
-        self._write(ip)
         expected = UP if up else DOWN
-        wait_until(lambda: self._probe().port_status(ip, self.switches[ip].community, name) == expected,
-                   5.0, f"port {name} of {ip} {expected}")
+        self._rewrite(ip, lambda: self._probe().port_status(ip, self.switches[ip].community, name) == expected,
+                      f"port {name} of {ip} {expected}")
+
+    def renumber(self, ip: str, first_index: int) -> None:
+        """Give the switch's interfaces the ifIndex values ``first_index``, ``first_index + 1``, ..."""
+        self._first_index[ip] = first_index
+        switch = self.switches[ip]
+        self._rewrite(ip, lambda: self._probe().interface_row(ip, switch.community, str(first_index)).name
+                      == switch.ports[0], f"{ip} renumbered from {first_index}")
+
+    def set_uptime(self, ip: str, ticks: int | None) -> None:
+        """Serve sysUpTime as the fixed ``ticks`` from now on, or (None) the running clock again."""
+        pinned = self._pinned_uptime.pop(ip, None)
+        if ticks is not None:
+            self._pinned_uptime[ip] = ticks
+        community = self.switches[ip].community
+
+        def served() -> bool:
+            now = self._probe().uptime(ip, community)
+            return now == ticks if ticks is not None else now != pinned
+        self._rewrite(ip, served, f"{ip} sysUpTime {ticks}")
 
     def stop_answering(self, ip: str) -> None:
         """Make the switch at ``ip`` send no replies at all until resume()."""
@@ -109,6 +132,14 @@ class Switches(LocalServer):
         self._write(ip)
         wait_until(lambda: self._answers(ip), 5.0, f"{ip} answering")
 
+    def _rewrite(self, ip: str, ready: Callable[[], bool], what: str) -> None:
+        """Write the switch's data file anew and wait until ``ready()`` sees the change; a silenced
+        switch keeps no file (resume() writes the current state)."""
+        if ip in self._silent:
+            return
+        self._write(ip)
+        wait_until(ready, 5.0, what)
+
     def _answers(self, ip: str) -> bool:
         return self._probe().device_status(ip, self.switches[ip].community) != FAIL
 
@@ -116,6 +147,8 @@ class Switches(LocalServer):
         return SnmpProbe(Settings(snmp_port=self.port, snmp_timeout=0.3), retries=0)
 
     def _data_file(self, ip: str) -> Path:
+        if self.workdir is None:
+            raise ServiceError("the switches are not started")
         return self.workdir / ip / f"{self.switches[ip].community}.snmprec"
 
     def _write(self, ip: str) -> None:
@@ -131,11 +164,13 @@ class Switches(LocalServer):
 
     def _records(self, switch: Switch) -> str:
         """snmprec lines (OID|tag|value), sorted numerically by OID as snmpsim requires."""
+        pinned = self._pinned_uptime.get(switch.ip)
+        uptime = ("67", str(pinned)) if pinned is not None else ("67:numeric", "rate=100")
         rows = [(SYS_DESCR, "4", "esiprov emulated switch (snmpsim)"),
-                (SYS_UPTIME, "67:numeric", "rate=100"),
+                (SYS_UPTIME, *uptime),
                 (SYS_NAME, "4", switch.sys_name),
                 (IF_NUMBER, "2", str(len(switch.ports)))]
-        for index, name in enumerate(switch.ports, FIRST_IF_INDEX):
+        for index, name in enumerate(switch.ports, self._first_index[switch.ip]):
             rows += [(f"{IF_INDEX}.{index}", "2", str(index)),
                      (f"{IF_DESCR}.{index}", "4", name),
                      (f"{IF_OPER_STATUS}.{index}", "2", "1" if self._up[switch.ip, name] else "2"),
