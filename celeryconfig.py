@@ -20,7 +20,9 @@ accept_content = ["json"]
 task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
-worker_cancel_long_running_tasks_on_connection_loss = True
+# Not on: a thread pool cannot kill a running task (the worker would crash when the broker
+# connection drops), and a step that runs on after a lost connection is only repeated, harmlessly.
+worker_cancel_long_running_tasks_on_connection_loss = False
 worker_deduplicate_successful_tasks = True
 # Give a stopping worker time to hand back what it holds (countdown polls included).
 worker_soft_shutdown_timeout = 30

@@ -6,13 +6,15 @@ messages of the workflows in flight. Nothing in Celery says so. esiprov parks
 one persistent message in a durable queue of its own (``esiprov.epoch``) that
 no worker consumes; as long as it is there, so is everything else the broker
 was given. When it is gone, the leading watcher sends every workflow in flight
-again (esiprov.recovery) and parks a new marker. On a broker that never saw
+again (esiprov.recovery), then parks a new marker. On a broker that never saw
 esiprov the first check finds no marker either: that resends the workflows in
 flight once, which is harmless (every step is idempotent).
 """
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from celery import Celery
 from kombu import Connection, Queue
@@ -25,19 +27,28 @@ BrokerError = OperationalError
 
 
 def lost_messages(app: Celery) -> bool:
-    """True when the marker is gone (the broker lost what it held); a new one is parked then.
+    """True when the marker is gone: the broker lost what it held. Raises BrokerError when it does not answer."""
+    with _connected(app) as connection:
+        return _marker_count(connection) == 0
 
-    Raises BrokerError when the broker does not answer.
-    """
+
+def park_marker(app: Celery) -> None:
+    """Park a new marker, once everything in flight has been sent again."""
+    queue = Queue(EPOCH_QUEUE, durable=True, auto_delete=False, routing_key=EPOCH_QUEUE)
+    with _connected(app) as connection, connection.Producer() as producer:
+        producer.publish({"parked_at": time.time()}, exchange="", routing_key=EPOCH_QUEUE,
+                         declare=[queue], delivery_mode="persistent", serializer="json", retry=False)
+
+
+@contextmanager
+def _connected(app: Celery) -> Iterator[Connection]:
+    """A broker connection from the app's pool; every transport error becomes BrokerError."""
     with app.connection_for_write() as connection:
-        connection.ensure_connection(max_retries=1)
-        if _marker_count(connection) > 0:
-            return False
-        queue = Queue(EPOCH_QUEUE, durable=True, auto_delete=False, routing_key=EPOCH_QUEUE)
-        with connection.Producer() as producer:
-            producer.publish({"parked_at": time.time()}, exchange="", routing_key=EPOCH_QUEUE,
-                             declare=[queue], delivery_mode="persistent", serializer="json", retry=False)
-        return True
+        try:
+            connection.ensure_connection(max_retries=1)
+            yield connection
+        except connection.connection_errors as exc:  # the transport's own, unwrapped outside kombu's retries
+            raise BrokerError(str(exc)) from exc
 
 
 def _marker_count(connection: Connection) -> int:

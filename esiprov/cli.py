@@ -98,11 +98,23 @@ def _app() -> Celery:
     return app
 
 
+def _sender() -> Celery:
+    """The app for a command that sends workflows but never reads a result (watch, resync).
+
+    It has no result backend: with Redis's, every send outside a worker also subscribes to the
+    task's result channel (a round trip per task), and once that subscription failed to reconnect
+    (the broker restarted) every later send fails until the process restarts.
+    """
+    app = _app()
+    app.conf.result_backend = None
+    return app
+
+
 # --- commands -------------------------------------------------------------------------
 def cmd_watch(args: argparse.Namespace) -> int:
     from esiprov.watcher import Watcher
 
-    watcher = Watcher(_store(), _app())
+    watcher = Watcher(_store(), _sender())
     signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     try:
         watcher.run()
@@ -288,7 +300,7 @@ def cmd_state_show(args: argparse.Namespace) -> int:
 def cmd_resync(args: argparse.Namespace) -> int:
     from esiprov.reconcile import resync
 
-    store, app = _store(), _app()
+    store, app = _store(), _sender()
     with Progress(console=_console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
         bar = progress.add_task("resync", total=None)
         outcomes = resync(store, app, args.resend_after,

@@ -26,7 +26,7 @@ from celery import Celery
 from esiprov import broker, keys
 from esiprov.dispatch import resend
 from esiprov.settings import current
-from esiprov.store import Change, Store, StoreError
+from esiprov.store import Change, Store
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class Recovery:
                 self.rescue(*self._released.get(timeout=max(0.0, due - time.monotonic())))
             except queue.Empty:
                 pass
-            except StoreError as exc:
-                log.warning("recovery: %s", exc)
+            except Exception:  # noqa: BLE001 - this loop must outlive any one failure
+                log.exception("recovery: a released workflow could not be looked at; resync covers it")
             if time.monotonic() >= due:
                 self.check_broker()
                 due = time.monotonic() + BROKER_CHECK
@@ -84,18 +84,20 @@ class Recovery:
         self._broker_answered = True
         try:
             if lost:
-                self._resend_all(keys.WORKFLOWS, "the broker holds none of esiprov's messages (new, "
-                                                 "restarted empty or flushed)")
-            self._resend_all(keys.UNSENT, "the broker did not take them when they were claimed")
-        except (StoreError, broker.BrokerError) as exc:
-            log.warning("recovery: %s", current().redact(str(exc)))
+                sent = self._resend_all(keys.WORKFLOWS)
+                broker.park_marker(self.app)
+                log.warning("the broker holds none of esiprov's messages (it is new, or restarted empty, or "
+                            "was flushed): %s workflows in flight sent again", sent)
+            if sent_late := self._resend_all(keys.UNSENT):
+                log.warning("%s workflows the broker did not take when they were claimed sent again", sent_late)
+        except Exception:  # noqa: BLE001 - the next check tries again
+            log.exception("recovery: resending failed; the next check tries again")
 
-    def _resend_all(self, prefix: str, why: str) -> None:
-        """Resend the workflow of every resource with a key under ``prefix``."""
+    def _resend_all(self, prefix: str) -> int:
+        """Resend the workflow of every resource with a key under ``prefix``; how many were sent."""
         sent = 0
         for entry in self.store.scan(prefix, keys_only=True):
             found = keys.resource_of(entry.key, prefix)
             workflow = self.store.get(keys.workflow(*found)) if found else None
             sent += workflow is not None and resend(self.store, self.app, workflow)
-        if sent:
-            log.warning("%s workflows in flight sent again: %s", sent, why)
+        return sent

@@ -1,27 +1,75 @@
 """Workers die, brokers lose messages, watchers crash: every resource still ends final, one stack each.
 
-Each test runs its own etcd, Redis, worker and watcher(s) (the session's Heat and
-switches are shared) and breaks them on purpose with N resources in flight.
+Each test runs its own etcd, broker, worker and watcher(s) on default settings
+(the session's Heat and switches are shared), breaks them on purpose with
+resources in flight, and lets the fleet heal itself: nobody runs resync. How long
+each recovery took is printed in the run's summary.
 """
 from __future__ import annotations
 
 import pytest
 
+from esiprov import keys
 from esiprov.devenv.pipeline import STANDING_BY, start_watcher, start_worker
 from esiprov.devenv.process import wait_until
+from tests.fixtures.cluster import DEVICE, PORT
 
 pytestmark = pytest.mark.slow
 
+#: what the leading watcher logs when it resends the workflow of a worker that is gone
+RESENT_FROM_A_DEAD_WORKER = "the worker holding its workflow is gone; sent again"
 
-def test_a_worker_killed_mid_chain_loses_nothing_after_a_restart_and_resync(cluster):
-    with start_watcher(cluster.env, cluster.logs):
+
+def test_a_worker_killed_with_kill_9_mid_flight_is_healed_by_the_next_worker_without_an_operator(cluster):
+    with start_watcher(cluster.env, cluster.logs) as watcher:
         with start_worker(cluster.env, cluster.logs, name="worker-1") as worker:
-            bodies = cluster.devices()
+            devices = cluster.devices()
+            ports = cluster.ports(devices[0], 6)  # they wait (countdowns) for the first device's stack
             wait_until(cluster.in_flight, 30, "a stack operation in flight")
             worker.kill()
         with start_worker(cluster.env, cluster.logs, name="worker-2"):
-            cluster.resync()
-            cluster.all_created(bodies)
+            cluster.recovered(f"{cluster.broker}: a worker killed with kill -9, another started",
+                              {DEVICE: devices, PORT: ports})
+        assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
+    cluster.one_stack_each(devices)
+    cluster.one_stack_each(ports, PORT)
+
+
+def test_a_frozen_worker_s_workflows_are_taken_over_by_the_other_worker(cluster):
+    with start_watcher(cluster.env, cluster.logs) as watcher, \
+            start_worker(cluster.env, cluster.logs, name="worker-1") as frozen:
+        bodies = cluster.devices()
+        wait_until(cluster.in_flight, 30, "a stack operation in flight")
+        frozen.freeze()  # SIGSTOP: sockets stay open, as on a host that vanished from the network
+        try:
+            with start_worker(cluster.env, cluster.logs, name="worker-2"):
+                cluster.recovered(f"{cluster.broker}: a worker frozen with SIGSTOP, another running",
+                                  {DEVICE: bodies})
+        finally:
+            frozen.freeze(False)
+        assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
+    cluster.one_stack_each(bodies)
+
+
+def test_a_broker_that_lost_its_messages_is_noticed_and_everything_in_flight_is_sent_again(cluster):
+    with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs) as watcher:
+        bodies = cluster.devices()
+        wait_until(cluster.in_flight, 30, "a stack operation in flight")
+        cluster.empty_broker()
+        cluster.recovered(f"{cluster.broker}: the broker emptied", {DEVICE: bodies})
+        wait_until(lambda: "the broker holds none of esiprov's messages" in watcher.log_path.read_text(), 30,
+                   "the leader to notice the broker lost its messages")
+    cluster.one_stack_each(bodies)
+
+
+def test_workflows_claimed_while_the_broker_was_down_are_sent_once_it_answers(cluster):
+    with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs):
+        cluster.stop_broker()
+        bodies = cluster.devices(2)
+        wait_until(lambda: cluster.store.count(keys.UNSENT) == len(bodies), 60, "the claims to be marked unsent")
+        cluster.start_broker()
+        cluster.recovered(f"{cluster.broker}: workflows claimed while the broker was down", {DEVICE: bodies})
+    assert cluster.store.count(keys.UNSENT) == 0
     cluster.one_stack_each(bodies)
 
 
@@ -36,17 +84,6 @@ def test_the_standby_watcher_takes_over_when_the_leader_is_killed(cluster):
             cluster.all_created(later, timeout=120)
             assert "leads" in standby.log_path.read_text()
     cluster.one_stack_each(first + later)
-
-
-def test_a_flushed_redis_is_recovered_by_resync(cluster):
-    with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs):
-        bodies = cluster.devices()
-        wait_until(cluster.in_flight, 30, "a stack operation in flight")
-        with cluster.redis.client() as client:
-            client.flushall()
-        cluster.resync()
-        cluster.all_created(bodies)
-    cluster.one_stack_each(bodies)
 
 
 def test_a_watcher_started_after_the_configs_were_written_creates_them_all(cluster):
