@@ -2,7 +2,8 @@
 #
 # Everything runs from this directory: the project venv is .venv, OpenStack Heat
 # gets its own .venv-heat (its pins must not leak into ours). Tests start their
-# own etcd, Redis, Heat and snmpsim on free loopback ports; no system service is used.
+# own etcd, Redis, Heat and snmpsim on free loopback ports; the one system service
+# they use is RabbitMQ on 127.0.0.1:5672 (guest), in vhosts of their own (.ci/run starts it).
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -10,7 +11,7 @@ VENV := .venv
 HEAT_VENV := .venv-heat
 FLOWER_PORT ?= 5555
 # Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian).
-DEB_PACKAGES := etcd-server etcd-client redis-server libsnmp-dev snmp build-essential python3-venv python3-dev
+DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+import amqp.exceptions
 import kombu.exceptions
 import redis.exceptions
 from celery import Celery
@@ -34,8 +35,10 @@ from esiprov.store import Store, StoreError
 log = logging.getLogger("esiprov")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
-#: Redis errors, from the broker (kombu) or the result backend (redis-py)
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+#: the broker (kombu; Redis or RabbitMQ) or the result backend (redis-py) unreachable; py-amqp's refused
+#: login or unknown vhost, which kombu passes on as they are
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                 amqp.exceptions.ConnectionError, amqp.exceptions.AccessRefused)
 
 
 class CommandError(Exception):

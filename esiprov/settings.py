@@ -61,10 +61,12 @@ class Settings:
     #: etcd user and password (auth enabled); None: no authentication, or the client certificate's CN
     etcd_user: str | None = None
     etcd_password: str | None = field(default=None, repr=False)
-    #: Celery URLs without ssl_* query parameters; they may carry the Redis password
+    #: Celery URLs without ssl_* query parameters; they may carry the broker's (Redis or RabbitMQ)
+    #: and the result backend's (always Redis) passwords
     broker_url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     result_backend: str = field(default="redis://127.0.0.1:6379/0", repr=False)
-    #: Celery's broker_use_ssl / redis_backend_use_ssl for a rediss:// URL; None: no TLS
+    #: Celery's broker_use_ssl (redis-py's options for rediss://, py-amqp's for amqps://) and
+    #: redis_backend_use_ssl; None: no TLS
     broker_ssl: Mapping[str, Any] | None = None
     result_backend_ssl: Mapping[str, Any] | None = None
     #: Heat API base with a ``{tenant_id}`` placeholder, e.g. http://127.0.0.1:8004/v1/{tenant_id}
@@ -199,6 +201,37 @@ def _split(name: str, url: str) -> urllib.parse.SplitResult:
 
 _CERT_REQS = {"required": ssl.CERT_REQUIRED, "optional": ssl.CERT_OPTIONAL, "none": ssl.CERT_NONE}
 _SSL_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+_REDIS_SCHEMES, _AMQP_SCHEMES = ("redis", "rediss"), ("amqp", "amqps")
+#: each plain scheme, and its TLS scheme as a message names it
+_TLS_SCHEME = {"redis": "a rediss://", "amqp": "an amqps://"}
+_REDIS_FORM = "redis://[:password@]host[:port][/db] or rediss://..."
+_AMQP_FORM = "amqp://[user:password@]host[:port][/vhost] or amqps://..."
+
+
+def _tls_options(name: str, parts: urllib.parse.SplitResult) -> tuple[str, dict[str, Any] | None]:
+    """(the URL without ssl_* parameters, its checked ssl_* options or None for a plain scheme).
+
+    The options keep their URL names, ``ssl_cert_reqs`` as an ``ssl`` constant: the
+    server certificate is verified unless ``ssl_cert_reqs=none`` says otherwise.
+    Other query parameters stay in the URL for Celery.
+    """
+    query = urllib.parse.parse_qsl(parts.query)
+    options = {k: v for k, v in query if k.startswith("ssl_")}
+    plain = urllib.parse.urlunsplit(
+        parts._replace(query=urllib.parse.urlencode([(k, v) for k, v in query if not k.startswith("ssl_")])))
+    if parts.scheme in _TLS_SCHEME:
+        if options:
+            raise ConfigError(f"{name}: ssl_* parameters need {_TLS_SCHEME[parts.scheme]} URL")
+        return plain, None
+    unknown = set(options) - {"ssl_cert_reqs", *_SSL_FILES}
+    if unknown:
+        raise ConfigError(f"{name}: unknown parameter {', '.join(sorted(unknown))}")
+    reqs = options.get("ssl_cert_reqs", "required").lower().removeprefix("cert_")
+    if reqs not in _CERT_REQS:
+        raise ConfigError(f"{name}: ssl_cert_reqs must be required, optional or none")
+    checked: dict[str, Any] = {"ssl_cert_reqs": _CERT_REQS[reqs]}
+    checked.update({k: str(_pem(f"{name} {k}", options[k])) for k in _SSL_FILES if options.get(k)})
+    return plain, checked
 
 
 def _redis(name: str, url: str) -> tuple[str, dict[str, Any] | None]:
@@ -208,26 +241,53 @@ def _redis(name: str, url: str) -> tuple[str, dict[str, Any] | None]:
     the server certificate is verified unless ``ssl_cert_reqs=none`` says otherwise.
     """
     parts = _split(name, url)
-    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise ConfigError(f"{name}: expected redis://[:password@]host[:port][/db] or rediss://...")
+    if parts.scheme not in _REDIS_SCHEMES or not parts.hostname:
+        raise ConfigError(f"{name}: expected {_REDIS_FORM}")
     if parts.path.strip("/") and not parts.path.strip("/").isdigit():
         raise ConfigError(f"{name}: the database ({parts.path}) is not a number")
-    query = urllib.parse.parse_qsl(parts.query)
-    options = {k: v for k, v in query if k.startswith("ssl_")}
-    plain = parts._replace(query=urllib.parse.urlencode([(k, v) for k, v in query if not k.startswith("ssl_")]))
-    if parts.scheme == "redis":
-        if options:
-            raise ConfigError(f"{name}: ssl_* parameters need a rediss:// URL")
-        return urllib.parse.urlunsplit(plain), None
-    unknown = set(options) - {"ssl_cert_reqs", *_SSL_FILES}
-    if unknown:
-        raise ConfigError(f"{name}: unknown parameter {', '.join(sorted(unknown))}")
-    reqs = options.get("ssl_cert_reqs", "required").lower().removeprefix("cert_")
-    if reqs not in _CERT_REQS:
-        raise ConfigError(f"{name}: ssl_cert_reqs must be required, optional or none")
-    ssl_options: dict[str, Any] = {"ssl_cert_reqs": _CERT_REQS[reqs]}
-    ssl_options.update({k: str(_pem(f"{name} {k}", options[k])) for k in _SSL_FILES if options.get(k)})
-    return urllib.parse.urlunsplit(plain), ssl_options
+    return _tls_options(name, parts)
+
+
+def _amqp(name: str, url: str) -> tuple[str, dict[str, Any] | None]:
+    """(the URL without ssl_* parameters, py-amqp's ssl options for an amqps:// URL or None).
+
+    py-amqp takes ssl.wrap_socket's names (cert_reqs, ca_certs, certfile, keyfile).
+    Given alone (``ssl=True``) it checks the chain but not the host name, so
+    ``server_hostname`` is always set when certificates are verified: that turns
+    the host name check (and SNI) on. With ``ssl_cert_reqs=none`` it is left out,
+    since Python refuses a host name check without verification.
+    """
+    parts = _split(name, url)
+    if parts.scheme not in _AMQP_SCHEMES or not parts.hostname:
+        raise ConfigError(f"{name}: expected {_AMQP_FORM}")
+    plain, options = _tls_options(name, parts)
+    if options is None:
+        return plain, None
+    wrap = {key.removeprefix("ssl_"): value for key, value in options.items()}
+    if wrap["cert_reqs"] != ssl.CERT_NONE:
+        wrap["server_hostname"] = parts.hostname
+    return plain, wrap
+
+
+def _broker(url: str) -> tuple[str, dict[str, Any] | None]:
+    """The broker: Redis or RabbitMQ, by the URL's scheme."""
+    name = "ESIPROV_BROKER_URL"
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme in _AMQP_SCHEMES:
+        return _amqp(name, url)
+    if scheme in _REDIS_SCHEMES:
+        return _redis(name, url)
+    raise ConfigError(f"{name}: expected {_REDIS_FORM}, or {_AMQP_FORM}")
+
+
+def _result_backend(env: Mapping[str, str], broker: str) -> tuple[str, dict[str, Any] | None]:
+    """Results always go to Redis: by default the broker's, so a RabbitMQ broker needs one named."""
+    name = "ESIPROV_RESULT_BACKEND"
+    url = _secret(env, name)
+    if not url and urllib.parse.urlsplit(broker).scheme in _AMQP_SCHEMES:
+        raise ConfigError(f"{name} is required with an amqp:// or amqps:// broker (results are kept in Redis): "
+                          f"set {_REDIS_FORM}")
+    return _redis(name, url or broker)
 
 
 def _http_url(name: str, url: str) -> urllib.parse.SplitResult:
@@ -289,8 +349,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from ESIPROV_* (and OS_*) variables; raise ConfigError naming a bad one."""
     env = os.environ if env is None else env
     broker = _secret(env, "ESIPROV_BROKER_URL") or Settings.broker_url
-    broker_url, broker_ssl = _redis("ESIPROV_BROKER_URL", broker)
-    backend_url, backend_ssl = _redis("ESIPROV_RESULT_BACKEND", _secret(env, "ESIPROV_RESULT_BACKEND") or broker)
+    broker_url, broker_ssl = _broker(broker)
+    backend_url, backend_ssl = _result_backend(env, broker)
     etcd_user, etcd_password = _etcd_login(env)
     return Settings(
         etcd_endpoints=_endpoints(env.get("ESIPROV_ETCD_ENDPOINTS", "127.0.0.1:2379")),

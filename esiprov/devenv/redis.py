@@ -32,13 +32,18 @@ class RedisServer(LocalServer):
     @property
     def url(self) -> str:
         """Broker/backend URL (rediss:// with its ssl_* files under TLS); it carries the password, so never log it."""
+        return self.db_url(0)
+
+    def db_url(self, db: int) -> str:
+        """``url`` for database ``db``: a second user of this server (a result backend beside another
+        broker) keeps its keys apart."""
         auth = f":{self.requirepass}@" if self.requirepass else ""
         if self.client_tls is None:
-            return f"redis://{auth}127.0.0.1:{self.port}/0"
+            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
         files = self.client_tls
         query = urllib.parse.urlencode({"ssl_cert_reqs": "required", "ssl_ca_certs": files.ca,
                                         "ssl_certfile": files.cert, "ssl_keyfile": files.key})
-        return f"rediss://{auth}127.0.0.1:{self.port}/0?{query}"
+        return f"rediss://{auth}127.0.0.1:{self.port}/{db}?{query}"
 
     def client(self) -> redis.Redis:
         """A client that fails at once: redis-py 8 otherwise retries refused or failed

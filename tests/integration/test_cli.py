@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from typing import Any, Iterator
 
@@ -46,6 +47,8 @@ outputs:
 """
 BROKEN = HOT % "Lab::Fail\n    properties: {message: {get_param: message}}"
 FIXED = HOT % "OS::Heat::None"
+#: a broker password no message may show
+BROKER_SECRET = "broker-secret-0123"
 
 
 def esiprov(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -83,9 +86,12 @@ def _with_lab(schema: dict[str, Any], add: bool) -> dict[str, Any]:
 
 
 @pytest.fixture
-def lab(pipeline) -> Iterator[Store]:
-    """The lab type in the session's schema with its failing template; removed again afterwards."""
-    store = pipeline.store
+def lab(broker_pipeline) -> Iterator[Store]:
+    """The lab type in the pipeline's schema with its failing template; removed again afterwards.
+
+    It runs every test that takes it on each broker (Redis, RabbitMQ): requeue sends through the broker.
+    """
+    store = broker_pipeline.store
     put_lab_template(store, BROKEN)
     store.update(keys.SCHEMA, lambda schema: _with_lab(schema, add=True))
     yield store
@@ -111,8 +117,8 @@ def failed_thing(store: Store, version: int = 1, rid: str | None = None) -> tupl
 
 
 # --- the operator session of the README -----------------------------------------------
-def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(pipeline, lab):
-    env, store = pipeline.env, lab
+def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(broker_pipeline, lab):
+    env, store = broker_pipeline.env, lab
     rid, job_id = failed_thing(store)
 
     found = as_json(esiprov(env, "jobs", "list", "--failed", "--type", LAB, "--json"))
@@ -162,8 +168,8 @@ def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(pi
 
 # --- requeue refusals -----------------------------------------------------------------
 def test_requeue_refuses_unknown_jobs_with_3_and_jobs_that_did_not_fail_or_whose_resource_is_busy_with_1(
-        pipeline, lab):
-    env = pipeline.env
+        broker_pipeline, lab):
+    env = broker_pipeline.env
     rid, job_id = failed_thing(lab)
     blocked = next(e.key[len(keys.JOBS):] for e in lab.range(keys.JOBS, keys_only=True)[0]
                    if f"create:monitoring_worker:{LAB}:{rid}:1:" in e.key)
@@ -185,11 +191,24 @@ def test_requeue_refuses_unknown_jobs_with_3_and_jobs_that_did_not_fail_or_whose
     assert lab.value(keys.job(job_id))[2] == 0 and lab.get(keys.failure(job_id)) is not None
 
 
-def test_requeue_of_an_old_version_is_refused_once_a_newer_version_has_a_state(pipeline, lab):
+def test_requeue_of_an_old_version_is_refused_once_a_newer_version_has_a_state(broker_pipeline, lab):
     rid, old_job = failed_thing(lab)
     failed_thing(lab, version=2, rid=rid)
-    refused = one_line_error(esiprov(pipeline.env, "jobs", "requeue", old_job), 1)
+    refused = one_line_error(esiprov(broker_pipeline.env, "jobs", "requeue", old_job), 1)
     assert f"/state of {LAB} {rid} is at version 2 already; job {old_job} of version 1 is outdated" in refused
+
+
+@pytest.mark.parametrize("broker", ["amqp"], indirect=True)
+def test_requeue_through_a_rabbitmq_that_refuses_the_login_fails_in_one_line_and_changes_nothing(
+        broker_pipeline, lab):
+    rid, job_id = failed_thing(lab)
+    url = urllib.parse.urlsplit(broker_pipeline.env["ESIPROV_BROKER_URL"])
+    wrong = url._replace(netloc=f"{url.username}:{BROKER_SECRET}@{url.hostname}:{url.port}").geturl()
+    error = one_line_error(esiprov({**broker_pipeline.env, "ESIPROV_BROKER_URL": wrong}, "jobs", "requeue", job_id), 1)
+    assert error.startswith(f"esiprov: broker amqp://{url.username}:**@") and "ACCESS_REFUSED" in error, error
+    assert BROKER_SECRET not in error
+    assert lab.value(keys.job(job_id))[2] == 0 and lab.get(keys.failure(job_id)) is not None
+    assert lab.get(keys.workflow(LAB, rid)) is None
 
 
 def test_requeue_failed_with_no_failed_jobs_of_a_type_says_so(pipeline):
@@ -199,8 +218,8 @@ def test_requeue_failed_with_no_failed_jobs_of_a_type_says_so(pipeline):
 
 
 # --- listings and shows ---------------------------------------------------------------
-def test_jobs_show_of_an_unknown_job_exits_3_and_names_celerys_state(pipeline):
-    error = one_line_error(esiprov(pipeline.env, "jobs", "show", "create:heat_worker:nope:1:x"), 3)
+def test_jobs_show_of_an_unknown_job_exits_3_and_names_celerys_state(broker_pipeline):
+    error = one_line_error(esiprov(broker_pipeline.env, "jobs", "show", "create:heat_worker:nope:1:x"), 3)
     assert "no job create:heat_worker:nope:1:x in /jobs/all/" in error and "PENDING" in error
 
 
@@ -226,8 +245,8 @@ def test_state_show_of_an_unknown_resource_exits_3(pipeline):
     one_line_error(esiprov(pipeline.env, "state", "show", LAB, "nope"), 3)
 
 
-def test_resync_prints_one_summary_line_or_json_and_a_progress_bar_only_on_a_terminal(pipeline):
-    env = pipeline.env
+def test_resync_prints_one_summary_line_or_json_and_a_progress_bar_only_on_a_terminal(broker_pipeline):
+    env = broker_pipeline.env
     plain = esiprov(env, "resync")
     # stderr carries only log lines about odd resources (e.g. a config older than its /state), no bar
     assert plain.returncode == 0 and "━" not in plain.stderr and "Traceback" not in plain.stderr
@@ -307,9 +326,17 @@ def test_state_show_says_in_one_line_when_heat_is_unreachable_and_no_heat_skips_
     assert skipped["heat"] is None and skipped["config"]["version"] == 1
 
 
-def test_commands_that_need_redis_say_in_one_line_when_it_is_unreachable_without_its_password(private_etcd):
+@pytest.mark.parametrize("urls, shown", [
+    ({"ESIPROV_BROKER_URL": f"redis://:{BROKER_SECRET}@127.0.0.1:{{port}}/0"}, "broker redis://:**@127.0.0.1:"),
+    ({"ESIPROV_BROKER_URL": f"amqp://esiprov:{BROKER_SECRET}@127.0.0.1:{{port}}/esiprov",
+      "ESIPROV_RESULT_BACKEND": f"redis://:{BROKER_SECRET}@127.0.0.1:{{port}}/0"},
+     "broker amqp://esiprov:**@127.0.0.1:"),
+], ids=["redis", "amqp"])
+def test_commands_that_need_the_broker_say_in_one_line_when_it_is_unreachable_without_its_password(
+        private_etcd, urls, shown):
     _, env = private_etcd
-    broker = {**env, "ESIPROV_BROKER_URL": f"redis://:broker-secret@127.0.0.1:{free_port()}/0"}
-    error = one_line_error(esiprov(broker, "jobs", "show", "x"), 1)
-    assert error.startswith("esiprov: broker redis://:**@127.0.0.1:") and "unreachable" in error
-    assert "broker-secret" not in error
+    port = free_port()
+    unreachable = {**env, **{name: url.format(port=port) for name, url in urls.items()}}
+    error = one_line_error(esiprov(unreachable, "jobs", "show", "x"), 1)
+    assert error.startswith(f"esiprov: {shown}") and "unreachable" in error, error
+    assert BROKER_SECRET not in error

@@ -1,7 +1,9 @@
-"""The seed's port create, end to end on real etcd, Redis, Celery, Heat and an emulated switch."""
+"""The seed's port create, end to end on real etcd, Celery (on Redis and on RabbitMQ), Redis, Heat and a switch."""
 from __future__ import annotations
 
 import json
+import re
+import urllib.parse
 
 import pytest
 
@@ -22,9 +24,9 @@ def _strip(job_value):
 
 
 @pytest.fixture(scope="module")
-def seeded(pipeline):
+def seeded(broker_pipeline):
     """Create the seed's device, then its port; return the etcd revision the port was written at."""
-    store = pipeline.store
+    store = broker_pipeline.store
     put_config(store, "ese_device", seed.device_body())
     device_state = wait_for_state(store, "ese_device", seed.DEVICE_ID, 1, timeout=180)
     assert device_state["state"]["worker_state"] == "CREATE_COMPLETED", device_state
@@ -39,15 +41,24 @@ def _history(store, key, since):
     return [change.entry.value for change in store.history(key, since) if change.entry is not None]
 
 
-def test_both_job_documents_are_the_seeds(pipeline, seeded):
-    written = [value for change in pipeline.store.history(keys.JOBS, seeded)
+def test_the_worker_ran_on_the_broker_under_test(broker_pipeline, broker, seeded):
+    """Guards the fixture: a RabbitMQ run that fell back to the default Redis would pass unnoticed."""
+    want = urllib.parse.urlsplit(broker_pipeline.env["ESIPROV_BROKER_URL"])
+    connected = re.search(r"Connected to (\S+)", broker_pipeline.worker.log_path.read_text())
+    assert connected, "the worker logged no broker connection"
+    got = urllib.parse.urlsplit(connected[1])
+    assert (got.scheme, got.hostname, got.port, got.path) == (broker.kind, want.hostname, want.port, want.path)
+
+
+def test_both_job_documents_are_the_seeds(broker_pipeline, seeded):
+    written = [value for change in broker_pipeline.store.history(keys.JOBS, seeded)
                if change.entry is not None for value in [change.entry.value]]
     want = [_strip(seed.record("/jobs/all/", 0)), _strip(seed.record("/jobs/all/", 1))]
     assert [_strip(value) for value in written] == want
 
 
-def test_the_heat_stacks_document_has_the_seeds_shape_and_a_complete_stack(pipeline, seeded):
-    got = pipeline.store.value(keys.heat_stack(PORT, seed.PORT_ID))
+def test_the_heat_stacks_document_has_the_seeds_shape_and_a_complete_stack(broker_pipeline, seeded):
+    got = broker_pipeline.store.value(keys.heat_stack(PORT, seed.PORT_ID))
     want = seed.record("/esi-worker/heat_stacks/")
     assert set(got) == set(want)
     for name in ("stack_id", "tenant_id", "stack_status", "status_reason", "id"):
@@ -58,38 +69,38 @@ def test_the_heat_stacks_document_has_the_seeds_shape_and_a_complete_stack(pipel
     assert all(set(o) <= {"output_key", "output_value", "output_error", "description"} for o in got["output"])
 
 
-def test_job_state_gains_heat_outputs_then_state_monitoring_and_is_removed(pipeline, seeded):
+def test_job_state_gains_heat_outputs_then_state_monitoring_and_is_removed(broker_pipeline, seeded):
     key = keys.job_state(PORT, seed.PORT_ID)
-    outputs = pipeline.store.value(keys.heat_stack(PORT, seed.PORT_ID))["output"]
-    assert _history(pipeline.store, key, seeded) == [
+    outputs = broker_pipeline.store.value(keys.heat_stack(PORT, seed.PORT_ID))["output"]
+    assert _history(broker_pipeline.store, key, seeded) == [
         {"heat_outputs": outputs},
         {"heat_outputs": outputs, "state_monitoring": {"port": "ACTIVE"}},
     ]
     assert set(seed.record("/esi-worker/job_state/", 1)) == {"heat_outputs", "state_monitoring"}
-    assert pipeline.store.get(key) is None
+    assert broker_pipeline.store.get(key) is None
 
 
-def test_state_is_the_seeds_with_json_encoded_values(pipeline, seeded):
-    outputs = pipeline.store.value(keys.heat_stack(PORT, seed.PORT_ID))["output"]
+def test_state_is_the_seeds_with_json_encoded_values(broker_pipeline, seeded):
+    outputs = broker_pipeline.store.value(keys.heat_stack(PORT, seed.PORT_ID))["output"]
     want = seed.record("/state/")
     want["state"]["heat_outputs"] = json.dumps(outputs)
-    assert pipeline.store.value(keys.state(PORT, seed.PORT_ID)) == want
+    assert broker_pipeline.store.value(keys.state(PORT, seed.PORT_ID)) == want
 
 
-def test_monitoring_is_the_seeds(pipeline, seeded):
-    assert pipeline.store.value(keys.monitoring(PORT, seed.PORT_ID)) == seed.record("/monitoring/")
+def test_monitoring_is_the_seeds(broker_pipeline, seeded):
+    assert broker_pipeline.store.value(keys.monitoring(PORT, seed.PORT_ID)) == seed.record("/monitoring/")
 
 
-def test_finished_jobs_are_removed(pipeline, seeded):
-    entries, _ = pipeline.store.range(keys.JOBS)
+def test_finished_jobs_are_removed(broker_pipeline, seeded):
+    entries, _ = broker_pipeline.store.range(keys.JOBS)
     assert [e.key for e in entries if seed.PORT_ID in e.key] == []
 
 
-def test_the_port_stack_really_exists_in_heat_on_the_device_stacks_router(pipeline, seeded):
-    heat = HeatClient(pipeline.settings, seed.TENANT_ID)
+def test_the_port_stack_really_exists_in_heat_on_the_device_stacks_router(broker_pipeline, seeded):
+    heat = HeatClient(broker_pipeline.settings, seed.TENANT_ID)
     port_stack = heat.get(f"{PORT}_{seed.PORT_ID}")
     device_stack = heat.get(f"ese_device_{seed.DEVICE_ID}")
     assert port_stack.status == device_stack.status == "CREATE_COMPLETE"
     device_id = next(o["output_value"] for o in device_stack.outputs if o["output_key"] == "id")
     assert device_id
-    assert pipeline.store.value(keys.heat_stack("ese_device", seed.DEVICE_ID))["output"] == device_stack.outputs
+    assert broker_pipeline.store.value(keys.heat_stack("ese_device", seed.DEVICE_ID))["output"] == device_stack.outputs

@@ -102,15 +102,76 @@ def test_the_result_backend_has_its_own_tls_options() -> None:
     assert (settings.broker_ssl, settings.result_backend_ssl) == (None, {"ssl_cert_reqs": ssl.CERT_REQUIRED})
 
 
+#: a result backend, which an amqp broker needs
+BACKEND = {"ESIPROV_RESULT_BACKEND": "redis://r:6379/1"}
+
+
+def test_an_amqp_url_is_taken_as_it_is_with_no_tls_and_the_result_backend_given() -> None:
+    url = f"amqp://esiprov:{SECRET}@rabbit.example:5672/esiprov?heartbeat=30"
+    settings = from_env({"ESIPROV_BROKER_URL": url, **BACKEND})
+    assert (settings.broker_url, settings.broker_ssl) == (url, None)
+    assert (settings.result_backend, settings.result_backend_ssl) == ("redis://r:6379/1", None)
+
+
+def test_a_bare_amqps_url_verifies_the_certificate_and_the_host_name() -> None:
+    settings = from_env({"ESIPROV_BROKER_URL": f"amqps://esiprov:{SECRET}@rabbit.example/esiprov", **BACKEND})
+    assert settings.broker_url == f"amqps://esiprov:{SECRET}@rabbit.example/esiprov"
+    assert settings.broker_ssl == {"cert_reqs": ssl.CERT_REQUIRED, "server_hostname": "rabbit.example"}
+
+
+def test_an_amqps_url_gives_py_amqps_ssl_options_and_a_url_without_them(pem: Path) -> None:
+    url = f"amqps://u:{SECRET}@rabbit.example:5671/v?ssl_ca_certs={pem}&ssl_certfile={pem}&ssl_keyfile={pem}&x=1"
+    settings = from_env({"ESIPROV_BROKER_URL": url, **BACKEND})
+    assert settings.broker_url == f"amqps://u:{SECRET}@rabbit.example:5671/v?x=1"
+    assert settings.broker_ssl == {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": str(pem), "certfile": str(pem),
+                                   "keyfile": str(pem), "server_hostname": "rabbit.example"}
+
+
+def test_amqps_skips_verification_and_the_host_name_check_only_when_the_url_says_so() -> None:
+    settings = from_env({"ESIPROV_BROKER_URL": "amqps://rabbit.example/v?ssl_cert_reqs=none", **BACKEND})
+    assert settings.broker_ssl == {"cert_reqs": ssl.CERT_NONE}
+    optional = from_env({"ESIPROV_BROKER_URL": "amqps://rabbit.example/v?ssl_cert_reqs=optional", **BACKEND})
+    assert optional.broker_ssl == {"cert_reqs": ssl.CERT_OPTIONAL, "server_hostname": "rabbit.example"}
+
+
+def test_ssl_options_are_checked_alike_for_rediss_and_amqps(tmp_path: Path) -> None:
+    for scheme in ("rediss", "amqps"):
+        env = {"ESIPROV_BROKER_URL": f"{scheme}://h/0?ssl_ca_certs={tmp_path / 'nope.pem'}", **BACKEND}
+        rejected(env, "ESIPROV_BROKER_URL ssl_ca_certs: .*nope.pem is not a file")
+
+
+def test_an_amqp_broker_needs_a_redis_result_backend_named_in_one_line() -> None:
+    error = rejected({"ESIPROV_BROKER_URL": f"amqp://u:{SECRET}@h:5672/v"},
+                     "ESIPROV_RESULT_BACKEND is required with an amqp:// or amqps:// broker")
+    assert SECRET not in str(error) and "\n" not in str(error)
+    rejected({"ESIPROV_BROKER_URL": "amqp://h/v", "ESIPROV_RESULT_BACKEND": f"amqp://u:{SECRET}@h/v"},
+             "ESIPROV_RESULT_BACKEND: expected redis://")
+    rejected({"ESIPROV_BROKER_URL": "amqp://h/v", "ESIPROV_RESULT_BACKEND": "rpc://"},
+             "ESIPROV_RESULT_BACKEND: expected redis://")
+
+
+def test_the_amqp_password_is_a_secret_that_redact_replaces() -> None:
+    settings = from_env({"ESIPROV_BROKER_URL": "amqps://esiprov:r%40bbit-pw@h/v", **BACKEND})
+    assert {"r%40bbit-pw", "r@bbit-pw"} <= set(settings.secrets)
+    assert settings.redact("login r@bbit-pw refused for esiprov") == "login *** refused for esiprov"
+    assert "bbit-pw" not in repr(settings)
+
+
 @pytest.mark.parametrize("url, match", [
-    (f"amqp://:{SECRET}@h:5672//", "expected redis://"),
+    (f"http://u:{SECRET}@h:5672//", "expected redis://.*, or amqp://"),
+    (f"amqp://u:{SECRET}@/v", "expected amqp://"),
+    (f"amqp://u:{SECRET}@h:0/v", "the port is not a number in 1-65535"),
+    (f"amqp://u:{SECRET}@h/v?ssl_cert_reqs=required", "ssl_\\* parameters need an amqps:// URL"),
+    (f"amqps://u:{SECRET}@h/v?ssl_cert_reqs=maybe", "ssl_cert_reqs must be required, optional or none"),
+    (f"amqps://u:{SECRET}@h/v?ssl_server_hostname=x", "unknown parameter ssl_server_hostname"),
     (f"redis://:{SECRET}@h:99999/0", "the port is not a number in 1-65535"),
     (f"redis://:{SECRET}@h:6379/zero", "the database .* is not a number"),
     (f"redis://:{SECRET}@h:6379/0?ssl_cert_reqs=required", "ssl_\\* parameters need a rediss:// URL"),
     (f"rediss://:{SECRET}@h:6379/0?ssl_cert_reqs=maybe", "ssl_cert_reqs must be required, optional or none"),
     (f"rediss://:{SECRET}@h:6379/0?ssl_ca=/x", "unknown parameter ssl_ca"),
     (f"rediss://:{SECRET}@h:6379/0?ssl_ca_certs=/nope.pem", "ssl_ca_certs: /nope.pem is not a file"),
-], ids=["amqp", "port", "db", "ssl-on-redis", "cert-reqs", "unknown", "missing-ca"])
+], ids=["http", "amqp-no-host", "amqp-port", "ssl-on-amqp", "amqps-cert-reqs", "amqps-unknown",
+        "port", "db", "ssl-on-redis", "cert-reqs", "unknown", "missing-ca"])
 def test_a_bad_broker_url_is_rejected_without_showing_its_password(url: str, match: str) -> None:
     error = rejected({"ESIPROV_BROKER_URL": url}, f"ESIPROV_BROKER_URL.*{match}")
     assert SECRET not in str(error)
