@@ -12,6 +12,9 @@ result_backend = _settings.result_backend
 broker_use_ssl = _settings.broker_ssl
 redis_backend_use_ssl = _settings.result_backend_ssl
 broker_connection_retry_on_startup = True
+# RabbitMQ keeps delivering to a consumer whose host froze or vanished until heartbeats say it is gone:
+# 10 s (not Celery's 120) hands its messages back within half a minute. Redis ignores it.
+broker_heartbeat = 10
 
 task_serializer = result_serializer = "json"
 accept_content = ["json"]

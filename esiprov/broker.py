@@ -16,18 +16,22 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
+import amqp.exceptions
+import redis.exceptions
 from celery import Celery
 from kombu import Connection, Queue
 from kombu.exceptions import OperationalError
 
 #: the queue holding the marker; no esiprov worker consumes it
 EPOCH_QUEUE = "esiprov.epoch"
-#: what a broker that does not answer raises (kombu wraps the transport's own errors in it)
-BrokerError = OperationalError
+#: what a broker that does not answer, or refuses esiprov, raises: kombu wraps most transport errors in
+#: OperationalError, but some come through as they are (Redis's, and RabbitMQ refusing a login or a vhost)
+BROKER_ERRORS = (OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+                 amqp.exceptions.ConnectionError, amqp.exceptions.AccessRefused)
 
 
 def lost_messages(app: Celery) -> bool:
-    """True when the marker is gone: the broker lost what it held. Raises BrokerError when it does not answer."""
+    """True when the marker is gone: the broker lost what it held. Raises one of BROKER_ERRORS when it does not answer."""
     with _connected(app) as connection:
         return _marker_count(connection) == 0
 
@@ -42,13 +46,10 @@ def park_marker(app: Celery) -> None:
 
 @contextmanager
 def _connected(app: Celery) -> Iterator[Connection]:
-    """A broker connection from the app's pool; every transport error becomes BrokerError."""
+    """A broker connection from the app's pool, tried once."""
     with app.connection_for_write() as connection:
-        try:
-            connection.ensure_connection(max_retries=1)
-            yield connection
-        except connection.connection_errors as exc:  # the transport's own, unwrapped outside kombu's retries
-            raise BrokerError(str(exc)) from exc
+        connection.ensure_connection(max_retries=1)
+        yield connection
 
 
 def _marker_count(connection: Connection) -> int:

@@ -15,9 +15,6 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-import amqp.exceptions
-import kombu.exceptions
-import redis.exceptions
 from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 from rich import box
@@ -27,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from esiprov import jobstatus, keys, planner, requeue, templates
+from esiprov.broker import BROKER_ERRORS
 from esiprov.heat import HeatClient, HeatError
 from esiprov.model import BadConfig, parse_envelope
 from esiprov.settings import ConfigError, current
@@ -35,10 +33,6 @@ from esiprov.store import Store, StoreError
 log = logging.getLogger("esiprov")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
-#: the broker (kombu; Redis or RabbitMQ) or the result backend (redis-py) unreachable; py-amqp's refused
-#: login or unknown vhost, which kombu passes on as they are
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-                 amqp.exceptions.ConnectionError, amqp.exceptions.AccessRefused)
 
 
 class CommandError(Exception):

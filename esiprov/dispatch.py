@@ -15,7 +15,7 @@ from typing import Any
 from celery import Celery, chain
 
 from esiprov import keys
-from esiprov.broker import BrokerError
+from esiprov.broker import BROKER_ERRORS
 from esiprov.model import Job
 from esiprov.planner import Plan
 from esiprov.settings import current
@@ -97,7 +97,7 @@ def _send_or_mark(store: Store, app: Celery, jobs: list[Job]) -> bool:
     try:
         send(app, jobs)
         return True
-    except BrokerError as exc:
+    except BROKER_ERRORS as exc:
         last = jobs[-1]
         error = current().redact(str(exc))
         store.put(keys.unsent(last.resource_type, last.resource_id), {"at": time.time(), "error": error})

@@ -73,7 +73,7 @@ class Recovery:
         """Resend everything in flight if the broker lost its messages, then whatever could not be sent."""
         try:
             lost = broker.lost_messages(self.app)
-        except broker.BrokerError as exc:
+        except broker.BROKER_ERRORS as exc:
             if self._broker_answered:
                 log.warning("the broker does not answer (%s); workflows wait until it does",
                             current().redact(str(exc)))

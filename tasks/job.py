@@ -18,7 +18,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from esiprov import keys, publish
-from esiprov.broker import BrokerError
+from esiprov.broker import BROKER_ERRORS
 from esiprov.heat import HeatRejected, HeatUnavailable
 from esiprov.mappings import MappingError
 from esiprov.model import Job
@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: transient errors retried with backoff before the job fails (a step over its soft time limit
 #: was stuck in I/O: try again)
-TRANSIENT = (StoreError, BrokerError, HeatUnavailable, SoftTimeLimitExceeded)
+TRANSIENT = (StoreError, *BROKER_ERRORS, HeatUnavailable, SoftTimeLimitExceeded)
 #: seconds of the first backoff; it doubles up to Settings.retry_backoff_max
 BACKOFF_MIN = 1.0
 

@@ -13,6 +13,7 @@ from esiprov import keys
 from esiprov.devenv.pipeline import STANDING_BY, start_watcher, start_worker
 from esiprov.devenv.process import wait_until
 from tests.fixtures.cluster import DEVICE, PORT
+from tests.fixtures.pipeline import BROKERS
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +21,7 @@ pytestmark = pytest.mark.slow
 RESENT_FROM_A_DEAD_WORKER = "the worker holding its workflow is gone; sent again"
 
 
+@pytest.mark.parametrize("cluster", BROKERS, indirect=True)
 def test_a_worker_killed_with_kill_9_mid_flight_is_healed_by_the_next_worker_without_an_operator(cluster):
     with start_watcher(cluster.env, cluster.logs) as watcher:
         with start_worker(cluster.env, cluster.logs, name="worker-1") as worker:
@@ -30,11 +32,13 @@ def test_a_worker_killed_with_kill_9_mid_flight_is_healed_by_the_next_worker_wit
         with start_worker(cluster.env, cluster.logs, name="worker-2"):
             cluster.recovered(f"{cluster.broker}: a worker killed with kill -9, another started",
                               {DEVICE: devices, PORT: ports})
-        assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
+        if cluster.broker == "redis":  # RabbitMQ hands a dead consumer's messages back by itself
+            assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
     cluster.one_stack_each(devices)
     cluster.one_stack_each(ports, PORT)
 
 
+@pytest.mark.parametrize("cluster", BROKERS, indirect=True)
 def test_a_frozen_worker_s_workflows_are_taken_over_by_the_other_worker(cluster):
     with start_watcher(cluster.env, cluster.logs) as watcher, \
             start_worker(cluster.env, cluster.logs, name="worker-1") as frozen:
@@ -47,10 +51,12 @@ def test_a_frozen_worker_s_workflows_are_taken_over_by_the_other_worker(cluster)
                                   {DEVICE: bodies})
         finally:
             frozen.freeze(False)
-        assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
+        if cluster.broker == "redis":  # RabbitMQ hands them back once heartbeats say the worker is gone
+            assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
     cluster.one_stack_each(bodies)
 
 
+@pytest.mark.parametrize("cluster", BROKERS, indirect=True)
 def test_a_broker_that_lost_its_messages_is_noticed_and_everything_in_flight_is_sent_again(cluster):
     with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs) as watcher:
         bodies = cluster.devices()
@@ -62,6 +68,7 @@ def test_a_broker_that_lost_its_messages_is_noticed_and_everything_in_flight_is_
     cluster.one_stack_each(bodies)
 
 
+@pytest.mark.parametrize("cluster", BROKERS, indirect=True)
 def test_workflows_claimed_while_the_broker_was_down_are_sent_once_it_answers(cluster):
     with start_worker(cluster.env, cluster.logs), start_watcher(cluster.env, cluster.logs):
         cluster.stop_broker()
