@@ -214,7 +214,6 @@ def main() -> None:
         heat = stack.enter_context(HeatSim(logs))
         switches = stack.enter_context(Switches([SWITCH], log_dir=logs))
         env = esiprov_env(etcd, redis, heat, switches, SWITCH.community)
-        env.pop("ESIPROV_HEAT_POLL_INTERVAL")  # the product's default polling, not the tests' quicker one
         os.environ.update(env)  # before celeryconfig is imported: the driver sends to this broker
         store = Store.connect(from_env(env))
         stack.callback(store.close)

@@ -37,8 +37,7 @@ def resolve(param: dict[str, Any], etcd: Store) -> Any:
     rtype, rid, output_key = ref["resource_type"], ref["resource_id"], ref["output_key"]
     stack = etcd.value(keys.heat_stack(rtype, rid))
     if not isinstance(stack, dict) or not str(stack.get("stack_status", "")).endswith("_COMPLETE"):
-        raise NotYet(f"{rtype} {rid} has no complete stack yet (needed for {param['param']})",
-                     current().heat_poll_interval)
+        raise NotYet(f"{rtype} {rid} has no complete stack yet (needed for {param['param']})")
     for output in stack.get("output", []):
         if output.get("output_key") == output_key:
             if output.get("output_value") is None:
@@ -79,7 +78,7 @@ def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | Non
     """Send the job's Heat operation for this attempt; None when there is nothing to send."""
     name = stack_name(job)
     if stack is not None and stack.in_progress:
-        raise NotYet(f"stack {name} is {stack.status} (an earlier operation)", current().heat_poll_interval)
+        raise NotYet(f"stack {name} is {stack.status} (an earlier operation)")
     if job.action == DELETE:
         if stack is None:
             return None
@@ -130,7 +129,7 @@ def building(message: str, sent: dict[str, Any] | None) -> NotYet:
     soon, a long one costs few requests."""
     settings = current()
     if sent is None or "at" not in sent:
-        return NotYet(message, settings.heat_poll_interval)
+        return NotYet(message)
     elapsed = time.time() - sent["at"]
     return NotYet(message, min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / 2)), waited=elapsed)
 

@@ -50,16 +50,27 @@ class JobFailed(Exception):
 
 
 class NotYet(Exception):
-    """Call the step again after ``countdown`` seconds; the message says what it waits for.
+    """Call the step again later; the message says what it waits for.
 
-    ``waited``: seconds waited so far, when the step knows (countdowns that back off make
-    retries x countdown, the estimate otherwise, too high).
+    With ``countdown`` and ``waited`` (seconds waited so far) the step sets its own pace (a
+    stack's checks follow the time its operation has run); without, the checks back off from
+    ESIPROV_HEAT_POLL_INTERVAL by half again each time, up to ESIPROV_HEAT_POLL_MAX (``polling``).
     """
 
-    def __init__(self, reason: str, countdown: float, waited: float | None = None) -> None:
+    def __init__(self, reason: str, countdown: float | None = None, waited: float | None = None) -> None:
         super().__init__(reason)
         self.countdown = countdown
         self.waited = waited
+
+
+#: how much longer each wait of a step that does not set its own pace is than the one before
+POLL_GROWTH = 1.5
+
+
+def polling(retries: int, settings: Settings) -> tuple[float, float]:
+    """(the next countdown, the seconds waited so far) after ``retries`` checks that backed off."""
+    waits = [min(settings.heat_poll_max, settings.heat_poll_interval * POLL_GROWTH ** n) for n in range(retries + 1)]
+    return waits[-1], sum(waits[:-1])
 
 
 _stores: dict[int, Store] = {}
@@ -95,7 +106,7 @@ def wait_for_dependencies(job: Job, etcd: Store) -> None:
         if etcd.get(keys.failure(dependency)) is not None:
             raise JobFailed(f"job {dependency}, which this job depends on, failed")
         if etcd.get(keys.job(dependency)) is not None:
-            raise NotYet(f"waiting for {dependency}", current().heat_poll_interval)
+            raise NotYet(f"waiting for {dependency}")
 
 
 def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
@@ -149,11 +160,13 @@ def _give_up(etcd: Store, job: Job | None, error: str) -> None:
 
 
 def _wait(task: Task, etcd: Store, job: Job, wait: NotYet, settings: Settings) -> None:
-    waited = wait.waited if wait.waited is not None else task.request.retries * wait.countdown
+    countdown, waited = polling(task.request.retries, settings)
+    if wait.countdown is not None and wait.waited is not None:
+        countdown, waited = wait.countdown, wait.waited
     if waited >= settings.wait_timeout:
         _finish_failed(etcd, job, f"{wait} after waiting {settings.wait_timeout:.0f} s")
         raise JobFailed(str(wait))
-    raise task.retry(countdown=wait.countdown, kwargs={"transient": 0})
+    raise task.retry(countdown=countdown, kwargs={"transient": 0})
 
 
 def _finish_failed(etcd: Store, job: Job, error: str) -> None:

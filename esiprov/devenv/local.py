@@ -37,7 +37,6 @@ def esiprov_env(etcd: EtcdServer, redis: RedisServer, heat: HeatServer, switches
         "ESIPROV_SNMP_PORT": str(switches.port),
         "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={community}",
         "ESIPROV_SNMP_TIMEOUT": "1",
-        "ESIPROV_HEAT_POLL_INTERVAL": "0.5",
     }
 
 
