@@ -199,6 +199,10 @@ class Store:
                 return
             key = response.kvs[-1].key + b"\0"
 
+    def revision(self) -> int:
+        """etcd's current revision (a read of nothing: a count of the keys under a prefix nobody uses)."""
+        return self._call(self._client.get_prefix_response, "\0", count_only=True).header.revision
+
     def count(self, prefix: str) -> int:
         """How many keys start with ``prefix`` (etcd counts them; nothing is transferred)."""
         return self._call(self._client.get_prefix_response, prefix, count_only=True).count

@@ -18,7 +18,7 @@ from celery import Celery
 
 from esiprov import keys
 from esiprov.leader import Leadership
-from esiprov.reconcile import reconcile
+from esiprov.reconcile import reconcile, resync
 from esiprov.recovery import Recovery
 from esiprov.store import Store, StoreError
 
@@ -39,6 +39,8 @@ class Watcher:
         self.leadership = Leadership(store, keys.WATCHER_LEADER)
         self.recovery = Recovery(store, app)
         self._stopped = threading.Event()
+        #: set by the pulse when leadership is lost or the stream went silent: the list stops too
+        self._interrupted = threading.Event()
         self._cancel = lambda: None
         self._revision = 0
         self._last_seen = time.monotonic()
@@ -74,7 +76,8 @@ class Watcher:
         self._end_watch()
 
     def _end_watch(self) -> None:
-        """Cancel the current watch; its iterator ends even when etcd cannot hear the cancel."""
+        """Cancel the current watch (or the list before it); its iterator ends even when etcd cannot hear the cancel."""
+        self._interrupted.set()
         try:
             self._cancel()
         except Exception as exc:  # noqa: BLE001 - an unreachable etcd must not kill the pulse
@@ -83,6 +86,7 @@ class Watcher:
     def _lead(self) -> None:
         """List and watch, with the pulse and the recovery loop beside it for as long as it lasts."""
         ended = threading.Event()
+        self._interrupted.clear()
         helpers = [threading.Thread(target=self._pulse, args=(ended,), name="watcher-pulse", daemon=True),
                    threading.Thread(target=self.recovery.run, args=(ended,), name="watcher-recovery", daemon=True)]
         for helper in helpers:
@@ -113,22 +117,39 @@ class Watcher:
     def _seen(self) -> None:
         self._last_seen = time.monotonic()
 
+    def _list(self) -> None:
+        """Reconcile every resource (esiprov's copies of deleted ones included), a page at a time.
+
+        The resources already at their config's version are counted from a few range reads per
+        page (reconcile.resync), so 100,000 of them take seconds and memory stays flat; each one
+        handled counts as a sign of life for the pulse, and an interruption stops the list.
+        """
+        started = time.monotonic()
+
+        def progress(done: int, total: int) -> None:
+            self._seen()
+            if self._interrupted.is_set():
+                raise StoreError(f"the list stopped after {done} of {total} resources (leadership lost "
+                                 "or etcd silent)")
+        outcomes = resync(self.store, self.app, None, progress)
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "none"
+        log.info("listed %s resources in %.1f s: %s", sum(outcomes.values()), time.monotonic() - started, summary)
+
     def _list_then_watch(self) -> None:
         # Holds deleted since the last leader's last heartbeat (this process's, after a relist) were
         # perhaps never looked at: the holds watch replays them from there.
         last_pulse = self.store.get(keys.WATCHER_HEARTBEAT)
-        entries, self._revision = self.store.range(keys.CONFIG, keys_only=True)
+        self._revision = self.store.revision()  # whatever changes while the list runs, the watch replays
         self._seen()
-        log.info("watching %s from revision %s (%s keys listed)", keys.CONFIG, self._revision + 1, len(entries))
-        for entry in entries:
-            self.handle(entry.key)
+        self._list()
         start = self._revision + 1
         cancels = [self.store.on_changes(keys.WATCHER_HEARTBEAT, start, lambda change: self._seen()),
                    self.store.on_changes(keys.HOLDS, last_pulse.mod_revision if last_pulse else start,
                                          self.recovery.released)]
         changes, self._cancel = self.store.watch(keys.CONFIG, start)
+        log.info("watching %s from revision %s", keys.CONFIG, start)
         try:
-            if self._stopped.is_set():
+            if self._stopped.is_set() or self._interrupted.is_set():
                 self._end_watch()
             for change in changes:
                 self._seen()
