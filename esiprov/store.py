@@ -174,21 +174,24 @@ class Store:
         return default if entry is None else entry.value
 
     def range(self, prefix: str, keys_only: bool = False) -> tuple[list[Entry], int]:
-        """Every entry under ``prefix`` and the store revision they were read at."""
-        response = self._call(self._client.get_prefix_response, prefix, keys_only=keys_only)
-        entries = [Entry(kv.key.decode(), None if keys_only else _decode(kv.value), kv.mod_revision)
-                   for kv in response.kvs]
-        return entries, response.header.revision
+        """Every entry under ``prefix`` and the store revision they were read at.
+
+        Read in pages (``scan``): one answer for a whole prefix would exceed gRPC's 4 MB message
+        limit past some 10,000 configs.
+        """
+        revision = self.revision()
+        return list(self.scan(prefix, keys_only=keys_only, revision=revision)), revision
 
     def scan(self, start: str, end: str | None = None, keys_only: bool = False,
-             page: int = SCAN_PAGE) -> Iterator[Entry]:
+             page: int = SCAN_PAGE, revision: int | None = None) -> Iterator[Entry]:
         """Entries from ``start`` up to ``end`` (exclusive; default: every key with prefix ``start``) in key order.
 
-        Read ``page`` keys per request, every page at the first one's revision: memory stays
-        flat however many keys there are, and the whole scan is one consistent snapshot.
+        Read ``page`` keys per request, every page at one revision (``revision``, else the first
+        page's): memory stays flat however many keys there are, and the whole scan is one
+        consistent snapshot.
         """
         end_key = end.encode() if end is not None else pyetcd.utils.prefix_range_end(start.encode())
-        key, revision = start.encode(), None
+        key = start.encode()
         while True:
             response = self._call(self._client.get_range_response, key, end_key, limit=page,
                                   revision=revision, keys_only=keys_only)
