@@ -116,7 +116,7 @@ def build_jobs(store: Store, resource: ResourceVersion, action: str) -> list[Job
     chosen = schema.choose(resource, fetch)
     if action == DELETE:
         chosen.reverse()  # monitoring goes before the stack, as in the reference system
-    jobs = []
+    jobs: list[Job] = []
     for index, (handler, name) in enumerate(chosen):
         template = templates.read(store, name)
         if template.handler != handler:

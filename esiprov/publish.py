@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from esiprov import keys
@@ -32,7 +33,7 @@ def compose_state(job_state: dict[str, Any], final: str) -> dict[str, Any]:
 
 
 def _write_state(store: Store, rtype: str, rid: str, version: int, document: dict[str, Any],
-                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: list[str] = ()) -> bool:
+                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: Sequence[str] = ()) -> bool:
     """Put /state (plus ``puts``/``deletes``) unless a /state of a newer version is already there.
 
     ``current``: /state as the caller read it (with its other reads, in one round trip); it is
