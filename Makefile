@@ -15,7 +15,7 @@ DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv heat-venv test unit demo flower bench clean
+.PHONY: help deps venv heat-venv check test unit demo flower bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -39,7 +39,11 @@ $(VENV)/.esiprov-installed: setup.cfg pyproject.toml | deps
 heat-venv: deps ## create .venv-heat with the pinned OpenStack Heat (idempotent)
 	esiprov/devenv/heat_files/install.sh $(HEAT_VENV)
 
-test: deps venv heat-venv ## run every test (unit and integration, real services)
+check: venv ## type-check (mypy) and check the import layering (lint-imports), as configured in setup.cfg
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo --no-cache
+
+test: deps venv heat-venv check ## run the checks, then every test (unit and integration, real services)
 	$(VENV)/bin/python -m pytest -q
 
 unit: venv ## run the unit tests only (fast, no services)
@@ -59,5 +63,5 @@ flower: venv ## run Flower on 127.0.0.1:FLOWER_PORT (5555); FLOWER_UNAUTHENTICAT
 	$(VENV)/bin/celery -A tasks flower --address=127.0.0.1 --port=$(FLOWER_PORT)
 
 clean: ## remove the venvs, caches and build leftovers
-	rm -rf $(VENV) $(HEAT_VENV) .pytest_cache build *.egg-info .devenv
+	rm -rf $(VENV) $(HEAT_VENV) .pytest_cache .mypy_cache build *.egg-info .devenv
 	find esiprov tasks tests bench -name __pycache__ -type d -prune -exec rm -rf {} +

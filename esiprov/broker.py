@@ -19,7 +19,7 @@ from typing import Iterator
 import amqp.exceptions
 import redis.exceptions
 from celery import Celery
-from kombu import Connection, Queue
+from kombu import Connection, Exchange, Queue
 from kombu.exceptions import OperationalError
 
 #: the queue holding the marker; no esiprov worker consumes it
@@ -41,7 +41,7 @@ def park_marker(app: Celery) -> None:
     queue = Queue(EPOCH_QUEUE, durable=True, auto_delete=False, routing_key=EPOCH_QUEUE)
     with _connected(app) as connection, connection.Producer() as producer:
         producer.publish({"parked_at": time.time()}, exchange="", routing_key=EPOCH_QUEUE,
-                         declare=[queue], delivery_mode="persistent", serializer="json", retry=False)
+                         declare=[queue], delivery_mode=Exchange.PERSISTENT_DELIVERY_MODE, serializer="json", retry=False)
 
 
 @contextmanager
@@ -56,11 +56,9 @@ def _marker_count(connection: Connection) -> int:
     """Messages in the marker queue; 0 when the queue does not exist (RabbitMQ closes the channel then)."""
     channel = connection.channel()
     try:
-        return int(channel.queue_declare(EPOCH_QUEUE, passive=True).message_count)
+        # kombu's stubs type channel() as the abstract StdChannel; every transport's channel declares queues
+        return int(channel.queue_declare(EPOCH_QUEUE, passive=True).message_count)  # type: ignore[attr-defined]
     except connection.channel_errors:
         return 0
     finally:
-        try:
-            channel.close()
-        except connection.channel_errors + connection.connection_errors:
-            pass  # already closed by the broker's 404
+        connection.maybe_close_channel(channel)  # the broker's 404 may have closed it already

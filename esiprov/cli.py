@@ -90,7 +90,7 @@ def _store() -> Store:
 
 
 def _app() -> Celery:
-    from tasks import app  # imported late: only commands that talk to Celery pay for it
+    from esiprov.app import app  # imported late: only commands that talk to Celery pay for it
 
     return app
 
@@ -103,7 +103,7 @@ def _sender() -> Celery:
     (the broker restarted) every later send fails until the process restarts.
     """
     app = _app()
-    app.conf.result_backend = None
+    app.conf["result_backend"] = None  # as the attribute would (celery-types declares that one read-only)
     return app
 
 

@@ -61,10 +61,12 @@ def claim(store: Store, plan: Plan) -> bool:
     lets a config deleted outright still be deleted from Heat.
     """
     resource = plan.resource
+    if plan.action is None:
+        raise ValueError(f"{resource.name}: version {resource.version} is applied already; nothing to claim")
     workflow = workflow_record(resource.version, plan.action, [job.id for job in plan.jobs])
     copy = {"body": resource.body, "version": resource.version, "deleted": False}
-    puts = {keys.workflow(resource.rtype, resource.rid): workflow,
-            keys.worker_config(resource.rtype, resource.rid): copy}
+    puts: dict[str, Any] = {keys.workflow(resource.rtype, resource.rid): workflow,
+                            keys.worker_config(resource.rtype, resource.rid): copy}
     puts.update({keys.job(job.id): [job.handler, job.document(), 0] for job in plan.jobs})
     return store.commit([Compare.absent(keys.workflow(resource.rtype, resource.rid))], puts)
 

@@ -141,11 +141,11 @@ class HeatClient:
             auth = token_endpoint.Token(settings.heat_url.replace("{tenant_id}", tenant_id), settings.heat_token)
             self._heat = heat_client.Client("1", session=ks_session.Session(auth=auth, timeout=HTTP_TIMEOUT))
         elif keystone:
-            auth = v3.Password(auth_url=keystone.auth_url, username=keystone.username,
-                               password=keystone.password, user_domain_name=keystone.user_domain_name,
-                               project_id=tenant_id)
+            login = v3.Password(auth_url=keystone.auth_url, username=keystone.username,
+                                password=keystone.password, user_domain_name=keystone.user_domain_name,
+                                project_id=tenant_id)
             region = {"region_name": keystone.region_name} if keystone.region_name else {}
-            self._heat = heat_client.Client("1", session=ks_session.Session(auth=auth, timeout=HTTP_TIMEOUT),
+            self._heat = heat_client.Client("1", session=ks_session.Session(auth=login, timeout=HTTP_TIMEOUT),
                                             service_type="orchestration", **region)
         else:
             raise ConfigError("no Heat endpoint: set ESIPROV_HEAT_URL (and ESIPROV_HEAT_TOKEN) "

@@ -55,9 +55,11 @@ class JobView:
 
     @property
     def error(self) -> str:
-        """The failure record's error; else the exception Celery stored for the task."""
+        """The failure record's error (saying so when the job's chain went on regardless); else the
+        exception Celery stored for the task."""
         if self.failure is not None:
-            return str(self.failure.get("error", ""))
+            error = str(self.failure.get("error", ""))
+            return f"{error} (on_failure ignore: its workflow went on)" if self.failure.get("ignored") else error
         if self.blocked_by is not None:
             return f"not run: {self.blocked_by} failed"
         result = self.celery.get("result")

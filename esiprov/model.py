@@ -57,6 +57,10 @@ def parse_envelope(rtype: str, rid: str, raw: Any) -> ResourceVersion:
     return ResourceVersion(rtype, rid, version, body, bool(raw.get("marked_for_deletion", False)))
 
 
+#: ``Job.on_failure``: a failed job ends its workflow; an ignored one lets its chain go on
+FAIL, IGNORE = "fail", "ignore"
+
+
 @dataclass
 class Job:
     """A job document exactly as /jobs/all/<id> holds it (element 1 of ``[handler, job, attempts]``)."""
@@ -70,6 +74,7 @@ class Job:
     job_name: str
     is_first: bool
     is_last: bool
+    #: FAIL or IGNORE
     on_failure: str
     params: list[dict[str, Any]]
     resource_input: dict[str, Any]

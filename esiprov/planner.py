@@ -13,7 +13,7 @@ from typing import Any
 
 from esiprov import keys, templates
 from esiprov.mappings import Evaluator, MappingError, Resolved, Subject
-from esiprov.model import BadConfig, Job, ResourceVersion, envelope_version, parse_envelope
+from esiprov.model import FAIL, IGNORE, BadConfig, Job, ResourceVersion, envelope_version, parse_envelope
 from esiprov.store import Store
 from esiprov.templates import Schema, Template, TemplateError
 
@@ -116,7 +116,7 @@ def build_jobs(store: Store, resource: ResourceVersion, action: str) -> list[Job
     chosen = schema.choose(resource, fetch)
     if action == DELETE:
         chosen.reverse()  # monitoring goes before the stack, as in the reference system
-    jobs = []
+    jobs: list[Job] = []
     for index, (handler, name) in enumerate(chosen):
         template = templates.read(store, name)
         if template.handler != handler:
@@ -128,7 +128,7 @@ def build_jobs(store: Store, resource: ResourceVersion, action: str) -> list[Job
             action=action, handler=handler, resource_type=resource.rtype, resource_id=resource.rid,
             version=resource.version, job_name=f"{resource.name}:{resource.version}",
             is_first=index == 0, is_last=index == len(chosen) - 1,
-            on_failure="ignore" if action == DELETE and index < len(chosen) - 1 else "fail",
+            on_failure=IGNORE if action == DELETE and index < len(chosen) - 1 else FAIL,
             params=params, resource_input=resource.body,
             dependency=[jobs[-1].id] if jobs else []))
     if jobs:

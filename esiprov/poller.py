@@ -254,12 +254,14 @@ def publish(store: Store, target: Target, status: str, address: str, snapshot: S
     record, document = planned_writes(target, status, address, current and current.value, version)
     guards = [Compare.unchanged(target.key, target.revision)]
     puts = {target.key: record} if record else {}
-    if document:
+    old = None
+    if document and current is not None:  # a /monitoring document is only planned over an existing one
         guards.append(Compare.unchanged(monitoring_key, current.mod_revision))
         puts[monitoring_key] = document
+        old = str(current.value.get(target.field))
     if puts and not store.commit(guards, puts):
         raise Conflict(target.key)
-    return str(current.value.get(target.field)) if document else None
+    return old
 
 
 def poll_device(store: Store, probe: SnmpProbe, device: Device, snapshot: Snapshot) -> tuple[Reading, int, int]:

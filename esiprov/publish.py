@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from esiprov import keys
@@ -32,7 +33,7 @@ def compose_state(job_state: dict[str, Any], final: str) -> dict[str, Any]:
 
 
 def _write_state(store: Store, rtype: str, rid: str, version: int, document: dict[str, Any],
-                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: list[str] = ()) -> bool:
+                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: Sequence[str] = ()) -> bool:
     """Put /state (plus ``puts``/``deletes``) unless a /state of a newer version is already there.
 
     ``current``: /state as the caller read it (with its other reads, in one round trip); it is
@@ -65,7 +66,9 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
                 "version": version, "error": ""}
     puts: dict[str, Any] = {}
     deletes = [keys.job_state(rtype, rid), keys.workflow(rtype, rid), keys.hold(rtype, rid)]
-    deletes += [key for job_id in workflow.get("jobs", []) for key in (keys.job(job_id), keys.heat_op(job_id))]
+    # a failure record here is an ignored job's (a failed one stops the chain before finalize): it ends with its job
+    deletes += [key for job_id in workflow.get("jobs", [])
+                for key in (keys.job(job_id), keys.heat_op(job_id), keys.failure(job_id))]
     if isinstance(target, dict) and target.get("version") == version:
         puts[keys.monitoring(rtype, rid)] = {"version": version, target["field"]: target["status"]}
     if workflow["action"] == "logical_delete":
@@ -78,13 +81,27 @@ def fail(store: Store, rtype: str, rid: str, version: int, action: str, error: s
     """``<ACTION>_FAILED`` with a clear error; the failed job stays in /jobs/all for requeue."""
     log.error("%s %s version %s: %s failed: %s", rtype, rid, version, action, error)
     document = {"state": {"worker_state": worker_state(action, "FAILED")}, "version": version, "error": error}
-    puts = {}
-    if job_id:
-        puts[keys.failure(job_id)] = {"error": error, "at": time.time()}
+    puts = {keys.failure(job_id): failure_record(error)} if job_id else {}
     workflow, state = store.get_many([keys.workflow(rtype, rid), keys.state(rtype, rid)])
     ended = workflow is not None and (workflow.value or {}).get("version") == version
     deletes = [keys.workflow(rtype, rid), keys.hold(rtype, rid)] if ended else []
     _write_state(store, rtype, rid, version, document, state, puts, deletes)
+
+
+def failure_record(error: str, ignored: bool = False) -> dict[str, Any]:
+    """``/esi-worker/failures/<job id>``: why the job failed, when, and whether its chain went on regardless."""
+    record: dict[str, Any] = {"error": error, "at": time.time()}
+    return {**record, "ignored": True} if ignored else record
+
+
+def ignored(store: Store, job_id: str, error: str) -> None:
+    """A job marked ``on_failure: ignore`` failed for good: record it, and nothing else.
+
+    Its workflow goes on (the lock stays taken, /state untouched) and finalize publishes the outcome;
+    the record shows in ``esiprov jobs list --failed`` until then, and goes with the job.
+    """
+    log.error("job %s failed (on_failure ignore: its workflow goes on): %s", job_id, error)
+    store.put(keys.failure(job_id), failure_record(error, ignored=True))
 
 
 def read_complete(store: Store, rtype: str, rid: str, version: int) -> None:

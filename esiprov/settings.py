@@ -97,6 +97,13 @@ class Settings:
     #: upper bound, in seconds, of the exponential backoff (with full jitter) between those retries
     retry_backoff_max: float = 60.0
 
+    @property
+    def etcd_login(self) -> tuple[str, str] | None:
+        """(user, password) for etcd's authentication; None without (from_env takes both or neither)."""
+        if self.etcd_user is None or self.etcd_password is None:
+            return None
+        return self.etcd_user, self.etcd_password
+
     def community(self, token: str) -> str:
         """The real community for a template token; an unmapped token is the community itself."""
         return self.snmp_communities.get(token, token)
@@ -105,7 +112,7 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """Every configured secret, longest first (a secret that contains another is replaced whole)."""
         passwords = (urllib.parse.urlsplit(url).password for url in (self.broker_url, self.result_backend))
-        found = {self.heat_token, self.etcd_password, self.keystone and self.keystone.password,
+        found = {self.heat_token, self.etcd_password, self.keystone.password if self.keystone else None,
                  *self.snmp_communities.values(), *passwords}
         found |= {urllib.parse.unquote(secret) for secret in found if secret}
         return tuple(sorted(filter(None, found), key=len, reverse=True))

@@ -114,30 +114,30 @@ class Store:
     @classmethod
     def connect(cls, settings: Settings) -> "Store":
         where = ",".join(map(str, settings.etcd_endpoints))
-        login = (settings.etcd_user, settings.etcd_password) if settings.etcd_user else None
-        return cls(etcd_client(settings), where, login)
+        return cls(etcd_client(settings), where, settings.etcd_login)
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        login = self._login
         try:
             token = self._token
-            if self._login and token is None:
-                token = self._authenticate(None)
+            if login and token is None:
+                token = self._authenticate(login, None)
             try:
                 return fn(*args, **kwargs)
             except grpc.RpcError as exc:
-                if not (self._login and exc.code() == grpc.StatusCode.UNAUTHENTICATED):
+                if not (login and exc.code() == grpc.StatusCode.UNAUTHENTICATED):
                     raise
-            self._authenticate(token)  # the token expired: a new one, and the request once more
+            self._authenticate(login, token)  # the token expired: a new one, and the request once more
             return fn(*args, **kwargs)
         except (etcd_exceptions.Etcd3Exception, grpc.RpcError) as exc:
             raise StoreError(f"etcd at {self.where}: {_describe(exc)}") from exc
 
-    def _authenticate(self, stale: str | None) -> str:
+    def _authenticate(self, login: tuple[str, str], stale: str | None) -> str:
         """A token in place of ``stale`` (unless another thread got one already); the new token."""
-        user, password = self._login
+        user, password = login
         client = self._client
         with self._auth_lock:
-            if self._token != stale:
+            if self._token is not None and self._token != stale:
                 return self._token
             try:
                 try:

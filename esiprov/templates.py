@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import jinja2
 import jinja2.meta
 import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from esiprov import keys
 from esiprov.mappings import Evaluator, Fetch, MappingError, Subject, located, parse
@@ -39,6 +40,30 @@ class TemplateError(ValueError):
     """A template or schema that cannot be used; the message names it."""
 
 
+#: what a template is told when the sandbox stops it (the /state.error of its jobs)
+UNSAFE = "the template tried something unsafe, which the sandbox refused"
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's immutable sandbox, failing at the first unsafe access.
+
+    Templates come from etcd: whoever can write ``/config/v2.0/heat_templates/`` must not
+    get code run in every worker (nor in ``esiprov templates load``). The stock sandbox turns
+    an unsafe attribute into an undefined value that fails only when it is used; raising at
+    once makes the load-time check, whose undefined values are lenient, refuse exactly what
+    the workers would.
+    """
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
+
+#: the workers' renderer: a variable no param supplies is an error, not an empty string
+_RENDERER = _Sandbox(undefined=jinja2.StrictUndefined)
+#: the load-time check's renderer: placeholders stand for the params, anything else chains
+_CHECKER = _Sandbox(undefined=jinja2.ChainableUndefined)
+
+
 @dataclass(frozen=True)
 class Template:
     id: str
@@ -55,6 +80,8 @@ class Template:
         """The template text with ``jinja_*`` params (and any other) substituted."""
         try:
             return _compiled(self.template_file).render(**params)
+        except SecurityError as exc:
+            raise TemplateError(f"template {self.id}: {UNSAFE} ({exc})") from None
         except jinja2.TemplateError as exc:
             raise TemplateError(f"template {self.id}: {exc}") from None
 
@@ -62,7 +89,7 @@ class Template:
 @functools.lru_cache(maxsize=256)
 def _compiled(text: str) -> jinja2.Template:
     """Compiling costs milliseconds, rendering microseconds: every job step renders the same few texts."""
-    return jinja2.Template(text, undefined=jinja2.StrictUndefined)
+    return _RENDERER.from_string(text)
 
 
 @dataclass(frozen=True)
@@ -235,9 +262,8 @@ def _render_placeholders(template: Template) -> str:
     Heat templates see only ``jinja_*`` params, monitoring templates every param; a variable
     no param supplies would fail every job of the template.
     """
-    env = jinja2.Environment(undefined=jinja2.ChainableUndefined)
     try:
-        variables = jinja2.meta.find_undeclared_variables(env.parse(template.template_file))
+        variables = jinja2.meta.find_undeclared_variables(_CHECKER.parse(template.template_file))
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template_file is not a valid Jinja template (line {exc.lineno}: {exc.message})") from None
     supplied = {p for p in template.parameter_mappings if template.handler != HEAT or p.startswith(JINJA_PREFIX)}
@@ -246,7 +272,9 @@ def _render_placeholders(template: Template) -> str:
         kind = "jinja_* parameter" if template.handler == HEAT else "parameter"
         raise TemplateError(f"template_file uses {', '.join(unsupplied)}, which no {kind} maps")
     try:
-        return env.from_string(template.template_file).render({name: _Placeholder(name) for name in variables})
+        return _CHECKER.from_string(template.template_file).render({name: _Placeholder(name) for name in variables})
+    except SecurityError as exc:
+        raise TemplateError(f"{UNSAFE} ({exc})") from None
     except jinja2.TemplateError as exc:
         raise TemplateError(f"template_file does not render: {exc}") from None
 

@@ -1,15 +1,17 @@
-"""The esiprov Celery app: ``celery -A tasks worker`` runs every step on its own queue.
+"""The esiprov steps on the library's Celery app: ``celery -A tasks worker`` runs every step on its own queue.
 
-Queues are named after the handlers (heat_worker, monitoring_worker) plus one for
-finalize. Tasks take job ids, never documents or secrets: a job's inputs live in
-etcd, where ``esiprov jobs requeue`` finds them again.
+Queues are named after the handlers (heat_worker, monitoring_worker) plus finalize
+(finalize and resync) and poller (the periodic SNMP poll). Tasks take job ids, never
+documents or secrets: a job's inputs live in etcd, where ``esiprov jobs requeue``
+finds them again. The app itself is built in ``esiprov.app``; importing this
+package registers the steps and makes every worker hold what it receives
+(``esiprov.holds``).
 """
-from celery import Celery
-
 from esiprov import holds
+from esiprov.app import app
 
-app = Celery("esiprov")
-app.config_from_object("celeryconfig")
 holds.install()
 
 from tasks import finalize, heat_worker, monitoring_worker, poller, resync  # noqa: E402,F401  (registers the tasks)
+
+__all__ = ["app"]

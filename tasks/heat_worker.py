@@ -109,6 +109,7 @@ def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[dict
     """
     name = stack_name(job)
     stack = None
+    operation: str | None
     if job.action == CREATE and client.create(name, *heat_arguments(job, etcd)):
         operation = "create"
     else:

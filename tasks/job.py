@@ -4,8 +4,11 @@ A step is a function ``(job, store) -> None`` registered with ``job_step(handler
 It raises ``NotYet`` to be called again after a short countdown (a stack still
 building, a referenced resource not complete): no worker slot is held meanwhile.
 Transient infrastructure errors retry with exponential backoff; a ``JobFailed``
-(or bad template/mapping) writes ``<ACTION>_FAILED`` to /state and stops the chain,
-unless the job says ``on_failure: ignore``.
+(or bad template/mapping, a wait that timed out, retries used up) writes
+``<ACTION>_FAILED`` to /state, releases the resource's workflow and stops the chain —
+unless the job says ``on_failure: ignore`` (best-effort cleanup, such as removing the
+monitoring target before a delete): then only a failure record is written, and the
+chain goes on to finalize, which publishes the workflow's outcome.
 """
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from esiprov import keys, publish
 from esiprov.broker import BROKER_ERRORS
 from esiprov.heat import HeatRejected, HeatUnavailable
 from esiprov.mappings import MappingError
-from esiprov.model import Job
+from esiprov.model import IGNORE, Job
 from esiprov.reconcile import reconcile
 from esiprov.settings import Settings, current
 from esiprov.store import Store, StoreError
@@ -47,6 +50,10 @@ def retrying(name: str) -> dict[str, Any]:
 
 class JobFailed(Exception):
     """The job cannot succeed as it is; the message becomes /state.error."""
+
+
+#: errors that fail a job at once: retrying would give the same answer
+PERMANENT = (JobFailed, HeatRejected, MappingError, TemplateError)
 
 
 class NotYet(Exception):
@@ -98,12 +105,14 @@ def wait_for_dependencies(job: Job, etcd: Store) -> None:
     """NotYet while a job of another resource that this one depends on is still in /jobs/all.
 
     Jobs of the job's own chain have run already (the chain is ordered); a
-    dependency that failed for good fails this job too.
+    dependency that failed for good fails this job too, unless its failure was ignored
+    (then it is waited for like any job in flight: its workflow goes on).
     """
     for dependency in job.dependency:
         if dependency.split(":")[2:4] == [job.resource_type, job.resource_id]:
             continue
-        if etcd.get(keys.failure(dependency)) is not None:
+        failure = etcd.value(keys.failure(dependency))
+        if failure is not None and not failure.get("ignored"):
             raise JobFailed(f"job {dependency}, which this job depends on, failed")
         if etcd.get(keys.job(dependency)) is not None:
             raise NotYet(f"waiting for {dependency}")
@@ -132,45 +141,62 @@ def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
             except TRANSIENT as exc:
                 settings = current()
                 if transient >= settings.retry_attempts:
-                    _give_up(etcd, job, f"gave up after {transient} retries: {exc}")
+                    if _give_up(etcd, job, f"gave up after {transient} retries: {exc}"):
+                        return
                     raise
                 log.warning("%s: %s; retrying", job_id, settings.redact(str(exc)))
                 raise task.retry(countdown=backoff(transient, settings.retry_backoff_max),
                                  kwargs={"transient": transient + 1})
-            except (JobFailed, HeatRejected, MappingError, TemplateError) as exc:
-                _finish_failed(etcd, job, str(exc))
-                if job.on_failure != "ignore":
+            except PERMANENT as exc:
+                if not _give_up(etcd, job, str(exc)):
                     raise
             except Exception as exc:  # noqa: BLE001 - whatever happens, /state must say so
-                _give_up(etcd, job, f"unexpected error: {type(exc).__name__}: {exc}")
-                raise
+                if not _give_up(etcd, job, f"unexpected error: {type(exc).__name__}: {exc}"):
+                    raise
         step.__doc__ = run.__doc__
         return step
     return register
 
 
-def _give_up(etcd: Store, job: Job | None, error: str) -> None:
-    """Record a failure if there is a job to record it for and etcd answers; the task fails either way."""
+def _give_up(etcd: Store, job: Job | None, error: str) -> bool:
+    """Record that the job failed for good; True when its chain goes on regardless (``on_failure: ignore``).
+
+    With no job to record it for, or when etcd does not answer, nothing is recorded and the task
+    fails: the workflow stays in flight, and resync sends it again.
+    """
     if job is None:
-        return
+        return False
     try:
-        _finish_failed(etcd, job, error)
+        return _finish_failed(etcd, job, error)
     except StoreError:
         log.error("%s: %s (etcd unreachable: failure not recorded; resync will retry)", job.id, error)
+        return False
 
 
-def _wait(task: Task, etcd: Store, job: Job, wait: NotYet, settings: Settings) -> None:
+def _wait(task: Task, etcd: Store, job: Job | None, wait: NotYet, settings: Settings) -> None:
+    """Retry after the step's countdown; past ESIPROV_WAIT_TIMEOUT the job fails (or, ignored, returns)."""
     countdown, waited = polling(task.request.retries, settings)
     if wait.countdown is not None and wait.waited is not None:
         countdown, waited = wait.countdown, wait.waited
     if waited >= settings.wait_timeout:
-        _finish_failed(etcd, job, f"{wait} after waiting {settings.wait_timeout:.0f} s")
+        if _give_up(etcd, job, f"{wait} after waiting {settings.wait_timeout:.0f} s"):
+            return
         raise JobFailed(str(wait))
     raise task.retry(countdown=countdown, kwargs={"transient": 0})
 
 
-def _finish_failed(etcd: Store, job: Job, error: str) -> None:
-    """Record the failure (secrets redacted), then re-drive the resource: a newer version may be waiting."""
+def _finish_failed(etcd: Store, job: Job, error: str) -> bool:
+    """Record the failure (secrets redacted); True when the job's chain goes on regardless.
+
+    A job that may fail (``on_failure: fail``) ends its workflow: ``<ACTION>_FAILED`` is published,
+    the workflow released, and the resource re-driven (a newer version may be waiting). A job marked
+    ``ignore`` keeps the workflow: releasing it while the chain goes on would let finalize find no
+    workflow and leave /state FAILED after the rest of the chain did its work.
+    """
     error = current().redact(error)
+    if job.on_failure == IGNORE:
+        publish.ignored(etcd, job.id, error)
+        return True
     publish.fail(etcd, job.resource_type, job.resource_id, job.version, job.action, error, job.id)
     reconcile(etcd, app, job.resource_type, job.resource_id)
+    return False

@@ -21,10 +21,10 @@ from esiprov.store import Store
 
 TENANT = "0b576f6f4cbf414f829cd12f008bf08f"
 DEVICE_IP = "127.0.161.34"
-DEVICE = {"id": "9f05b260-26ca-46f7-98c3-ad88e411a989", "name": "QFX-NW02", "hostname": "QFX-NW02",
+DEVICE: dict[str, Any] = {"id": "9f05b260-26ca-46f7-98c3-ad88e411a989", "name": "QFX-NW02", "hostname": "QFX-NW02",
           "existing": "new", "type": "tor", "management_ip_address": DEVICE_IP, "public_ip_address": DEVICE_IP,
           "tenant_id": TENANT, "status": "PENDING_CREATE", "tags": {}, "description": ""}
-PORT = {"status": "PENDING_CREATE", "connected_port_owner": "mx_downlink", "name": "xe-0/0/4", "tags": {},
+PORT: dict[str, Any] = {"status": "PENDING_CREATE", "connected_port_owner": "mx_downlink", "name": "xe-0/0/4", "tags": {},
         "tenant_id": TENANT, "existing": "new", "connected_port_id": "",
         "ese_device_id": DEVICE["id"], "id": "5b2dee2e-7420-4cd4-b270-5081eb9eb371", "description": ""}
 SWITCH = Switch(DEVICE_IP, "public-esi", ("xe-0/0/3", "xe-0/0/4", "xe-0/0/5"), name="ese-sw-01")

@@ -48,7 +48,8 @@ class LocalDeployment:
         self._switches = list(switches)
         self._stack = ExitStack()
         self.env: dict[str, str] = {}
-        self.store: Store | None = None
+        #: connected by __enter__ (with the shipped templates loaded)
+        self.store: Store
         self.worker: Service | None = None
         self.watcher: Service | None = None
 

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Self, Sequence
 
 
 class ServiceError(RuntimeError):
@@ -125,6 +125,8 @@ class Service:
             self._signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def _signal(self, sig: int) -> None:
+        if self.proc is None:
+            return  # never started: nothing to signal
         try:
             os.killpg(self.proc.pid, sig)
         except ProcessLookupError:
@@ -150,13 +152,16 @@ class LocalServer:
         self._service: Service | None = None
         self._ready: Callable[[], bool] = lambda: True
 
-    def start(self) -> "LocalServer":
+    def start(self) -> Self:
         raise NotImplementedError
 
     def _launch(self, name: str, argv: Sequence[str], ready: Callable[[], bool], timeout: float,
-                env: dict[str, str] | None = None) -> "LocalServer":
+                env: dict[str, str] | None = None) -> Self:
         """Start the process and wait for ``ready``; on any failure clean everything up and re-raise."""
-        self._service = Service(name, argv, self._log_dir or self.workdir, env)
+        log_dir = self._log_dir or self.workdir
+        if log_dir is None:
+            raise ServiceError(f"{name}: no log directory (start() makes workdir before it launches)")
+        self._service = Service(name, argv, log_dir, env)
         self._ready = ready
         try:
             self._service.start(ready, timeout)
@@ -191,7 +196,7 @@ class LocalServer:
         self._service.kill()
         self._service.start(self._ready, timeout)
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> Self:
         return self if self._service is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:

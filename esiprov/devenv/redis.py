@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -49,7 +50,7 @@ class RedisServer(LocalServer):
         """A client that fails at once: redis-py 8 otherwise retries refused or failed
         connections (AuthenticationError included) with backoff for ~4 s."""
         files = self.client_tls
-        tls = {} if files is None else {"ssl": True, "ssl_ca_certs": str(files.ca),
+        tls: dict[str, Any] = {} if files is None else {"ssl": True, "ssl_ca_certs": str(files.ca),
                                         "ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.requirepass,
                            socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0), **tls)

@@ -7,9 +7,10 @@ import uuid
 import pytest
 
 from esiprov import keys
-from esiprov.devenv.apiserver import put_config, wait_for_state
+from esiprov.devenv.apiserver import envelope, put_config, wait_for_state
 from esiprov.devenv.pipeline import start_watcher, start_worker
 from esiprov.devenv.process import free_port, wait_until
+from tests.fixtures.cluster import DEVICE, PORT
 from tests.fixtures.services import NO_AGENT_IP, SWITCH_A
 
 pytestmark = pytest.mark.slow
@@ -72,3 +73,46 @@ def test_a_missing_template_fails_clearly_and_the_next_resource_goes_on(cluster)
         # the next resource is planned and dispatched (no worker runs here, so it stays in flight)
         wait_until(lambda: cluster.store.get(keys.workflow("ese_device", fine["id"])) is not None,
                    10, "the next resource's workflow")
+
+
+def workflow_jobs(store, rtype, rid):
+    """The job documents of the resource's workflow in flight, in chain order (waits for the workflow)."""
+    wait_until(lambda: store.get(keys.workflow(rtype, rid)) is not None, 10, f"the workflow of {rtype} {rid}")
+    return [store.value(keys.job(job_id))[1] for job_id in store.value(keys.workflow(rtype, rid))["jobs"]]
+
+
+def test_a_delete_whose_ignored_monitoring_removal_fails_still_deletes_the_stack_and_completes(cluster):
+    with start_watcher(cluster.env, cluster.logs):
+        with start_worker(cluster.env, cluster.logs):
+            device = cluster.devices(1)[0]
+            port = cluster.ports(device, 1)[0]
+            cluster.all_created([port], rtype=PORT)
+        # With no worker running, the device's modify is in flight when the port's delete is planned, so
+        # the port's monitoring removal depends on the device's monitoring job, which is bound to fail.
+        broken = {"id": "ese_device_monitoring", "handler": "monitoring_worker", "watch": [],
+                  "parameter_mappings": {}, "template_file": "switch: {type: router}"}
+        cluster.store.put(keys.template("ese_device_monitoring"), envelope(broken, 2))
+        put_config(cluster.store, DEVICE, device, version=2)
+        device_monitoring = workflow_jobs(cluster.store, DEVICE, device["id"])[-1]
+        put_config(cluster.store, PORT, port, version=2, marked_for_deletion=True)
+        removal, stack_delete = workflow_jobs(cluster.store, PORT, port["id"])
+        assert (removal["handler"], removal["on_failure"], removal["dependency"]) == \
+            ("monitoring_worker", "ignore", [device_monitoring["id"]])
+        assert (stack_delete["handler"], stack_delete["on_failure"]) == ("heat_worker", "fail")
+        since = cluster.store.range(keys.CONFIG, keys_only=True)[1] + 1
+
+        with start_worker(cluster.env, cluster.logs, name="worker-after"):
+            device_state = wait_for_state(cluster.store, DEVICE, device["id"], 2)
+            port_state = wait_for_state(cluster.store, PORT, port["id"], 2)
+
+    assert device_state == {"state": {"worker_state": "MODIFY_FAILED"}, "version": 2,
+                            "error": "unknown monitoring target type 'router'"}
+    assert port_state == {"state": {"heat_outputs": "[]", "worker_state": "DELETE_COMPLETED"}, "version": 2,
+                          "error": ""}, "the ignored failure neither published FAILED nor stopped the chain"
+    assert f"{PORT}_{port['id']}" not in cluster.stack_names(), "the chain went on to delete the stack"
+    recorded = [c.entry.value for c in cluster.store.history(keys.failure(removal["id"]), since) if c.entry]
+    assert [(r["error"], r["ignored"]) for r in recorded] == \
+        [(f"job {device_monitoring['id']}, which this job depends on, failed", True)]
+    left = [keys.workflow(PORT, port["id"]), keys.job(removal["id"]), keys.job(stack_delete["id"]),
+            keys.failure(removal["id"])]
+    assert [key for key in left if cluster.store.get(key) is not None] == [], "finalize ended the workflow"

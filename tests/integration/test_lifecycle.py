@@ -1,7 +1,8 @@
 """Resources change and go away: modify, logical_delete, cleanup and ordering, on real services."""
 from __future__ import annotations
 
-import time
+import json
+import urllib.request
 import uuid
 
 import pytest
@@ -131,10 +132,23 @@ def test_a_device_and_its_ports_deleted_together_all_reach_delete_completed(pipe
         assert stack(pipeline, rtype, body) is None
 
 
+def heat_parameters(pipeline, rtype, body):
+    """The parameters Heat built the resource's stack with (the esiprov client shows only outputs)."""
+    url = f"{pipeline.settings.heat_url.format(tenant_id=TENANT)}/stacks/{rtype}_{body['id']}"
+    with urllib.request.urlopen(url, timeout=10) as answer:  # Heat redirects the name to name/id
+        return json.load(answer)["stack"]["parameters"]
+
+
+def router_id(pipeline, device):
+    """The device stack's ``id`` output: the uuid of its physical router."""
+    return next(o["output_value"] for o in stack(pipeline, DEVICE, device).outputs if o["output_key"] == "id")
+
+
 def test_a_port_whose_device_is_being_updated_waits_for_the_devices_job(pipeline):
     store = pipeline.store
     device = device_body()
     create(store, DEVICE, device)
+    router_before = router_id(pipeline, device)
     since = revision(store) + 1
 
     put_config(store, DEVICE, {**device, "hostname": "qfx-moved"}, version=2)
@@ -151,11 +165,11 @@ def test_a_port_whose_device_is_being_updated_waits_for_the_devices_job(pipeline
     assert port_job["dependency"] == [device_job["id"]]
     device_done = store.get(keys.state(DEVICE, device["id"])).mod_revision
     assert store.get(keys.state(PORT, port["id"])).mod_revision > device_done
-    # the port's stack was built on the device's router as it is after the update
-    device_id = next(o["output_value"] for o in stack(pipeline, DEVICE, device).outputs if o["output_key"] == "id")
-    port_outputs = store.value(keys.heat_stack(PORT, port["id"]))["output"]
-    assert next(o for o in port_outputs if o["output_key"] == "id")["output_value"]
-    assert device_id
+    # the port's stack was built on the device's router as it is after the update: the new hostname
+    # replaced the router (a new uuid), and the port's stack names the new one
+    router_after = router_id(pipeline, device)
+    assert router_after != router_before
+    assert heat_parameters(pipeline, PORT, port)["physical_device"] == router_after
 
 
 def test_a_version_older_than_the_applied_one_is_ignored_with_a_log_line(pipeline):
@@ -166,8 +180,13 @@ def test_a_version_older_than_the_applied_one_is_ignored_with_a_log_line(pipelin
     wait_for_state(store, DEVICE, device["id"], 2)
 
     put_config(store, DEVICE, device, version=1)
+    put = store.get(keys.config(DEVICE, device["id"])).mod_revision
 
     wait_until(lambda: "config version 1 is older than the applied version 2" in
                pipeline.watcher.log_path.read_text(), 10, "the watcher's log line")
-    time.sleep(0.5)
+    # the watcher's heartbeat carries the last revision it has handled: once it is past the put, the
+    # reconcile that would have planned, dispatched or published anything for version 1 is over
+    wait_until(lambda: store.value(keys.WATCHER_HEARTBEAT)["revision"] >= put, 10, "the watcher to handle the put")
+    assert [c.key for c in store.history("/", put + 1) if device["id"] in c.key] == [], \
+        "nothing was written for the device after its old version arrived"
     assert store.value(keys.state(DEVICE, device["id"]))["version"] == 2

@@ -164,3 +164,36 @@ def test_a_template_mapping_that_fails_names_handler_and_type():
         choose(Schema({"heat_worker": {"ese_device": "ACese_device_&Pkind"}}), {})
     assert str(raised.value) == ("heat_worker template mapping of ese_device (ACese_device_&Pkind): "
                                  "field 'kind' is missing from the ese_device body")
+
+
+# --- the sandbox: a template from etcd must not run code --------------------------
+def escape(marker):
+    """Jinja that, outside a sandbox, reaches ``os`` through a global and runs a shell command."""
+    return "{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}"
+
+
+def test_a_template_reaching_for_python_internals_is_refused_at_load_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    through_a_param = heat("p", {"a": "Pa"}, "port: {{ a.__class__.__mro__ }}", "monitoring_worker")
+
+    assert problems(heat("m", {"a": "Pa"}, f"port: {escape(marker)}", "monitoring_worker"), through_a_param) == [
+        ("template m: the template tried something unsafe, which the sandbox refused "
+         "(access to attribute '__init__' of 'type' object is unsafe)"),
+        ("template p: the template tried something unsafe, which the sandbox refused "
+         "(access to attribute '__class__' of '_Placeholder' object is unsafe)")]
+    assert not marker.exists()
+
+
+def test_rendering_an_unsafe_template_fails_naming_the_template_and_runs_nothing(tmp_path):
+    marker = tmp_path / "ran"
+    with pytest.raises(TemplateError) as raised:
+        heat("m", {}, f"port: {escape(marker)}", "monitoring_worker").render({})
+    assert str(raised.value) == ("template m: the template tried something unsafe, which the sandbox refused "
+                                 "(access to attribute '__init__' of 'type' object is unsafe)")
+    assert not marker.exists()
+
+
+def test_the_sandbox_keeps_what_templates_use_loops_attributes_and_filters():
+    text = "{% for p in jinja_ports %}{{ p.name | upper }}:{{ p['speed'] | tojson }} {% endfor %}"
+    rendered = heat(text=text).render({"jinja_ports": [{"name": "xe-0/0/1", "speed": 10}]})
+    assert rendered == "XE-0/0/1:10 "
