@@ -9,7 +9,12 @@ package registers the steps and makes every worker hold what it receives
 """
 from esiprov import holds
 from esiprov.app import app
+from esiprov.settings import ConfigError, current
 
+try:
+    current()  # read once, first: celery worker, beat and flower stop in one line naming the variable
+except ConfigError as exc:
+    raise SystemExit(f"esiprov: {exc}") from None
 holds.install()
 
 from tasks import finalize, heat_worker, monitoring_worker, poller, resync  # noqa: E402,F401  (registers the tasks)
