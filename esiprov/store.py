@@ -199,6 +199,10 @@ class Store:
                 return
             key = response.kvs[-1].key + b"\0"
 
+    def revision(self) -> int:
+        """The store's current revision: a watch from the next one misses nothing written after this call."""
+        return self._call(self._client.get_response, "/", count_only=True).header.revision  # one key, not a scan
+
     def count(self, prefix: str) -> int:
         """How many keys start with ``prefix`` (etcd counts them; nothing is transferred)."""
         return self._call(self._client.get_prefix_response, prefix, count_only=True).count
