@@ -348,6 +348,15 @@ def _global_options(parser: argparse.ArgumentParser, below: bool) -> None:
                         help="print esiprov's version and exit")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions wrapped to the terminal, as argparse does; the examples kept one per line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("example:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def _examples(*lines: str) -> str:
     return "example:\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -355,7 +364,7 @@ def _examples(*lines: str) -> str:
 def _command(sub: Any, name: str, run: Callable[[argparse.Namespace], int], help: str,
              json_flag: str | None = None, example: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help, description=help, epilog=_examples(*example) if example else None,
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=_Formatter)
     _global_options(parser, below=True)
     parser.set_defaults(run=run)
     if json_flag:
@@ -365,7 +374,7 @@ def _command(sub: Any, name: str, run: Callable[[argparse.Namespace], int], help
 
 def _group(sub: Any, name: str, help: str, example: Sequence[str]) -> Any:
     parser = sub.add_parser(name, help=help, description=help, epilog=_examples(*example),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+                            formatter_class=_Formatter)
     _global_options(parser, below=True)
     return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="SUBCOMMAND")
 
@@ -457,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         "monitoring -> etcd state. Configured by ESIPROV_* environment variables (see README). "
         "Exit codes: 0 ok, 1 failure, 2 bad usage, 3 not found."),
         epilog=_examples("esiprov status", "esiprov jobs list --failed", 'eval "$(esiprov completion bash)"'),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=_Formatter)
     _global_options(parser, below=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
