@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import amqp.exceptions
 import redis.exceptions
@@ -33,7 +33,17 @@ BROKER_ERRORS = (OperationalError, redis.exceptions.ConnectionError, redis.excep
 def lost_messages(app: Celery) -> bool:
     """True when the marker is gone: the broker lost what it held. Raises one of BROKER_ERRORS when it does not answer."""
     with _connected(app) as connection:
-        return _marker_count(connection) == 0
+        return message_count(connection, EPOCH_QUEUE) == 0
+
+
+def queue_depths(app: Celery, names: Iterable[str]) -> dict[str, int]:
+    """Messages waiting in each queue (not those a worker has received), for ``esiprov status``.
+
+    A passive declare through kombu: RabbitMQ's message_count; on Redis kombu sums the queue's
+    lists (LLEN per priority). Raises one of BROKER_ERRORS when the broker does not answer.
+    """
+    with _connected(app) as connection:
+        return {name: message_count(connection, name) for name in names}
 
 
 def park_marker(app: Celery) -> None:
@@ -52,12 +62,12 @@ def _connected(app: Celery) -> Iterator[Connection]:
         yield connection
 
 
-def _marker_count(connection: Connection) -> int:
-    """Messages in the marker queue; 0 when the queue does not exist (RabbitMQ closes the channel then)."""
+def message_count(connection: Connection, queue: str) -> int:
+    """Messages in ``queue``; 0 when the queue does not exist (RabbitMQ closes the channel then)."""
     channel = connection.channel()
     try:
         # kombu's stubs type channel() as the abstract StdChannel; every transport's channel declares queues
-        return int(channel.queue_declare(EPOCH_QUEUE, passive=True).message_count)  # type: ignore[attr-defined]
+        return int(channel.queue_declare(queue, passive=True).message_count)  # type: ignore[attr-defined]
     except connection.channel_errors:
         return 0
     finally:

@@ -19,7 +19,7 @@ from celery import Celery, states
 from esiprov import keys
 from esiprov.store import Store
 
-PENDING, RUNNING, DONE, FAILED, BLOCKED = "pending", "running", "done", "failed", "blocked"
+PENDING, RUNNING, DONE, FAILED, BLOCKED, WAITING = "pending", "running", "done", "failed", "blocked", "waiting"
 #: Celery states -> job status; RETRY is a step waiting on a countdown (a stack building)
 _STATUS = {states.STARTED: RUNNING, states.RETRY: RUNNING, states.SUCCESS: DONE, states.FAILURE: FAILED}
 
@@ -38,17 +38,24 @@ class JobView:
     blocked_by: str | None = None
     #: the hold record of the worker holding this job's message now (esiprov.holds), if any
     hold: dict[str, Any] | None = None
+    #: jobs of other resources this one depends on that are still in /jobs/all: it waits for them
+    waiting_for: list[str] = field(default_factory=list)
+    #: epoch seconds its workflow was sent (or sent again): the wait began then
+    waiting_since: float | None = None
 
     @property
     def status(self) -> str:
         """failed (a failure record, or Celery says so); blocked (an earlier step of its chain failed,
-        which Celery reports as this task's failure too); running while a worker holds it and Celery has
+        which Celery reports as this task's failure too); waiting while a job of a referenced resource
+        is still in /jobs/all (the step checks again and again, as tasks.job does); running while a worker holds it and Celery has
         not seen it succeed; else pending, running or done from Celery."""
         if self.failure is not None:
             return FAILED
         if self.blocked_by is not None:
             return BLOCKED
         state = self.celery.get("status", states.PENDING)
+        if self.waiting_for and state != states.SUCCESS:
+            return WAITING
         if self.hold is not None and state != states.SUCCESS:
             return RUNNING
         return _STATUS.get(state, state.lower())
@@ -89,7 +96,13 @@ class JobView:
                 "attempts": self.attempts, "status": self.status,
                 "worker": self.hold.get("worker") if self.hold else None,
                 "celery_state": self.celery.get("status", states.PENDING),
-                "age_seconds": None if since is None else round(time.time() - since, 1), "error": self.error}
+                "age_seconds": _seconds_since(since), "error": self.error,
+                "waiting_for": self.waiting_for if self.status == WAITING else [],
+                "waiting_seconds": _seconds_since(self.waiting_since) if self.status == WAITING else None}
+
+
+def _seconds_since(epoch: float | None) -> float | None:
+    return None if epoch is None else round(time.time() - epoch, 1)
 
 
 def celery_meta(app: Celery, task_id: str) -> dict[str, Any]:
@@ -102,14 +115,32 @@ def _workflow_of(job_id: str) -> str:
     return ":".join(job_id.split(":")[2:5])
 
 
+def _waits_for(job: dict[str, Any], present: set[str]) -> list[str]:
+    """The jobs of other resources that ``job`` depends on and that are still in /jobs/all (``present``)."""
+    own = [job.get("resource_type"), job.get("resource_id")]
+    return [dep for dep in job.get("dependency") or [] if dep.split(":")[2:4] != own and dep in present]
+
+
+def _sent_at(workflows: dict[tuple[str, str], Any], job: dict[str, Any]) -> float | None:
+    """When the workflow of ``job``'s version was sent; None when another version's runs (or none)."""
+    record = workflows.get((str(job.get("resource_type")), str(job.get("resource_id"))))
+    if isinstance(record, dict) and record.get("version") == job.get("version"):
+        return record.get("sent_at")
+    return None
+
+
 def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: bool = False,
               job_id: str | None = None) -> list[JobView]:
     """The jobs in /jobs/all (of ``rtype``, only failed ones, or just ``job_id``), in key order."""
     failures = {e.key[len(keys.FAILURES):]: e.value for e in store.range(keys.FAILURES)[0]}
     failed_in = {_workflow_of(failed): failed for failed in failures}
     held = {e.value.get("task"): e.value for e in store.range(keys.HOLDS)[0] if isinstance(e.value, dict)}
+    workflows = {found: e.value for e in store.range(keys.WORKFLOWS)[0]
+                 if (found := keys.resource_of(e.key, keys.WORKFLOWS))}
+    entries = store.range(keys.JOBS)[0]
+    present = {entry.key[len(keys.JOBS):] for entry in entries}
     views = []
-    for entry in store.range(keys.JOBS)[0]:
+    for entry in entries:
         handler, job, attempts = entry.value
         this = entry.key[len(keys.JOBS):]
         if (rtype and job.get("resource_type") != rtype) or (job_id and this != job_id):
@@ -117,7 +148,8 @@ def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: 
         meta = celery_meta(app, this)
         blocked = meta.get("status") == states.FAILURE and this not in failures
         views.append(JobView(this, handler, attempts, job, failures.get(this), meta,
-                             failed_in.get(_workflow_of(this)) if blocked else None, held.get(this)))
+                             failed_in.get(_workflow_of(this)) if blocked else None, held.get(this),
+                             _waits_for(job, present), _sent_at(workflows, job)))
     return [v for v in views if v.status == FAILED] if failed_only else views
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 API = "v2.0"
 CONFIG = f"/config/{API}/"
+#: the published outcome per resource (the API server reads it)
+STATE = f"/state/{API}/"
+MONITORING = f"/monitoring/{API}/"
 TEMPLATES = f"{CONFIG}heat_templates/"
 JOBS = "/jobs/all/"
 WORKER = "/esi-worker/"
@@ -93,11 +96,11 @@ def failure(job_id: str) -> str:
 
 
 def state(rtype: str, rid: str) -> str:
-    return f"/state/{API}/{plural(rtype)}/{rid}"
+    return f"{STATE}{plural(rtype)}/{rid}"
 
 
 def monitoring(rtype: str, rid: str) -> str:
-    return f"/monitoring/{API}/{plural(rtype)}/{rid}"
+    return f"{MONITORING}{plural(rtype)}/{rid}"
 
 
 def resource_of(key: str, prefix: str = CONFIG) -> tuple[str, str] | None:

@@ -91,19 +91,24 @@ def forget(store: Store, rtype: str, rid: str) -> bool:
 
 
 def known_resources(store: Store) -> Iterator[tuple[str, str]]:
-    """(type, id) of every resource with a config, or with esiprov's copy of one (deleted while unwatched).
+    """(type, id) of every resource with a config, or with esiprov's copy of one (deleted while unwatched)."""
+    return resources_under(store, keys.CONFIG, keys.WORKER_CONFIG)
 
-    Streamed in key order: the two key scans are merged, so memory stays flat however many there are.
+
+def resources_under(store: Store, *prefixes: str, rtype: str | None = None) -> Iterator[tuple[str, str]]:
+    """(type, id) of every resource with a key under any of ``prefixes`` (of ``rtype`` only, if given), once.
+
+    Streamed in key order: the key scans are merged, so memory stays flat however many there are.
     """
-    merged = heapq.merge(_resources(store, keys.CONFIG), _resources(store, keys.WORKER_CONFIG),
-                         key=lambda found: found[0])
+    merged = heapq.merge(*(_resources(store, prefix, rtype) for prefix in prefixes), key=lambda found: found[0])
     for _, same in itertools.groupby(merged, key=lambda found: found[0]):
         yield next(same)[1]
 
 
-def _resources(store: Store, prefix: str) -> Iterator[tuple[str, tuple[str, str]]]:
-    """(key below ``prefix``, (type, id)) of every resource key under ``prefix``, in key order."""
-    for entry in store.scan(prefix, keys_only=True):
+def _resources(store: Store, prefix: str, rtype: str | None = None) -> Iterator[tuple[str, tuple[str, str]]]:
+    """(key below ``prefix``, (type, id)) of every resource key under ``prefix`` (of ``rtype``), in key order."""
+    start = prefix if rtype is None else f"{prefix}{keys.plural(rtype)}/"
+    for entry in store.scan(start, keys_only=True):
         found = keys.resource_of(entry.key, prefix)
         if found:
             yield entry.key[len(prefix):], found
@@ -116,13 +121,13 @@ def current_resources(store: Store, page: Sequence[tuple[str, str]]) -> set[tupl
     resource; only a config that parses and a /state of exactly its version count, so
     every other case is left to ``reconcile``.
     """
-    configs, states, workflows = (_page_values(store, key_of, page)
+    configs, states, workflows = (page_values(store, key_of, page)
                                   for key_of in (keys.config, keys.state, keys.workflow))
     return {resource for resource in page if resource in configs and resource not in workflows
             and _applied(resource, configs[resource], states.get(resource))}
 
 
-def _page_values(store: Store, key_of: Callable[[str, str], str],
+def page_values(store: Store, key_of: Callable[[str, str], str],
                  page: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """{resource: value of key_of(resource)} for a page in key order, from one bounded scan."""
     wanted = {key_of(*resource): resource for resource in page}
@@ -148,7 +153,7 @@ def resync(store: Store, app: Celery, resend_after: float | None,
     """
     total = store.count(keys.CONFIG) - store.count(keys.TEMPLATES)
     outcomes: Counter[str] = Counter()
-    for page in _pages(known_resources(store), RESYNC_PAGE):
+    for page in pages(known_resources(store), RESYNC_PAGE):
         current = current_resources(store, page)
         for rtype, rid in page:
             known = (rtype, rid) in current
@@ -166,7 +171,7 @@ def _reconcile_logged(store: Store, app: Celery, rtype: str, rid: str, resend_af
         return "error"
 
 
-def _pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
+def pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive lists of ``size`` items (the last one shorter): itertools.batched before Python 3.12."""
     iterator = iter(items)
     while page := list(itertools.islice(iterator, size)):

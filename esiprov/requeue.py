@@ -13,13 +13,16 @@ the resource.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from celery import Celery
 
 from esiprov import dispatch, keys
+from esiprov.follow import wait_for
 from esiprov.model import Job, envelope_version
+from esiprov.publish import READ_COMPLETE
 from esiprov.store import Compare, Entry, Store
 
 
@@ -123,3 +126,63 @@ def requeue(store: Store, app: Celery, job_id: str) -> Requeued:
         store.commit(puts={failure.key: failure.value, entry.key: entry.value}, deletes=[workflow_key])
         raise
     return Requeued(job_id, attempts + 1, [j.id for j in rest])
+
+
+def settled(document: Any, version: int) -> bool:
+    """Whether /state says the requeued ``version`` has ended: a final worker_state of that version
+    (``*_COMPLETED``, ``READ_COMPLETE``, ``*_FAILED``), or a newer version already."""
+    found = envelope_version(document)
+    inner = document.get("state") if isinstance(document, dict) else None
+    worker_state = str(inner.get("worker_state", "")) if isinstance(inner, dict) else ""
+    final = worker_state.endswith(("_COMPLETED", "_FAILED")) or worker_state == READ_COMPLETE
+    return found > version or (found == version and final)
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What /state said when ``jobs requeue --wait`` stopped waiting for a requeued job."""
+
+    job_id: str
+    resource_type: str
+    resource_id: str
+    version: int
+    #: None when the wait timed out
+    worker_state: str | None = None
+    state_version: int | None = None
+    state_error: str = ""
+
+    @property
+    def completed(self) -> bool:
+        return (self.worker_state is not None and self.state_version == self.version
+                and not self.worker_state.endswith("_FAILED"))
+
+    def document(self) -> dict[str, Any]:
+        return {"worker_state": self.worker_state, "state_version": self.state_version,
+                "state_error": self.state_error, "completed": self.completed}
+
+    def describe(self, timeout: float) -> str:
+        """One line for the operator: the outcome, or why waiting ended without one."""
+        name = f"{self.resource_type} {self.resource_id}"
+        if self.worker_state is None:
+            return (f"timed out after {timeout:g} s waiting for /state of {name} version {self.version}; "
+                    f"it may still be running: esiprov state show {self.resource_type} {self.resource_id}")
+        if self.state_version != self.version:
+            return f"{name} moved on to version {self.state_version} ({self.worker_state}) meanwhile"
+        if not self.completed:
+            error = " ".join(self.state_error.split())
+            return f"{name} version {self.version} failed again: {self.worker_state}: {error}"
+        return f"{name} version {self.version}: {self.worker_state}"
+
+
+def wait_settled(store: Store, job_id: str, after_revision: int, deadline: float) -> Settled:
+    """Wait (until the monotonic ``deadline``) for a /state written after ``after_revision`` that ends the
+    requeued job's version (``settled``)."""
+    _, _, rtype, rid, version, _ = job_id.split(":")
+    found = Settled(job_id, rtype, rid, int(version))
+    entry = wait_for(store, keys.state(rtype, rid), after_revision, lambda doc: settled(doc, found.version),
+                     max(0.0, deadline - time.monotonic()))
+    if entry is None:
+        return found
+    inner = entry.value.get("state") if isinstance(entry.value.get("state"), dict) else {}
+    return Settled(**{**asdict(found), "worker_state": str(inner.get("worker_state", "")),
+                      "state_version": envelope_version(entry.value), "state_error": str(entry.value.get("error") or "")})

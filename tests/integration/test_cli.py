@@ -15,6 +15,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.parse
 import uuid
 from typing import Any, Iterator
@@ -26,6 +28,7 @@ from esiprov.devenv.apiserver import envelope, put_config, wait_for_state
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.pipeline import LEADING
 from esiprov.devenv.process import free_port, wait_until
+from esiprov.model import Job
 from esiprov.settings import from_env
 from esiprov.store import Store
 from tests import seed
@@ -123,7 +126,8 @@ def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(br
 
     found = as_json(esiprov(env, "jobs", "list", "--failed", "--type", LAB, "--json"))
     assert all(set(row) == {"id", "resource", "type", "resource_id", "version", "action", "handler", "attempts",
-                            "status", "celery_state", "age_seconds", "error", "worker"} for row in found)
+                            "status", "celery_state", "age_seconds", "error", "worker", "waiting_for",
+                            "waiting_seconds"} for row in found)
     mine = [row for row in found if row["resource_id"] == rid]
     assert [(r["id"], r["handler"], r["action"], r["attempts"], r["status"], r["celery_state"]) for r in mine] == \
         [(job_id, "heat_worker", "create", 0, "failed", "FAILURE")]
@@ -340,3 +344,212 @@ def test_commands_that_need_the_broker_say_in_one_line_when_it_is_unreachable_wi
     error = one_line_error(esiprov(unreachable, "jobs", "show", "x"), 1)
     assert error.startswith(f"esiprov: {shown}") and "unreachable" in error, error
     assert BROKER_SECRET not in error
+
+
+# --- jobs requeue --wait ----------------------------------------------------------------
+def test_requeue_wait_returns_when_the_state_is_final_saying_whether_it_failed_again_or_completed(
+        broker_pipeline, lab):
+    env = broker_pipeline.env
+    rid, job_id = failed_thing(lab)
+
+    timed_out = one_line_error(esiprov(env, "jobs", "requeue", "--wait", "--timeout", "0", job_id), 1)
+    assert f"timed out after 0 s waiting for /state of {LAB} {rid} version 1" in timed_out
+    wait_until(lambda: lab.get(keys.failure(job_id)) is not None, 60, "the job to fail again")
+    wait_until(lambda: lab.get(keys.workflow(LAB, rid)) is None, 60, "the workflow to end")
+
+    again = esiprov(env, "jobs", "requeue", "--wait", job_id)
+    assert again.returncode == 1 and again.stdout.startswith(f"requeued {job_id} (attempt 2)")
+    assert again.stderr.startswith(f"esiprov: {LAB} {rid} version 1 failed again: CREATE_FAILED: ")
+    assert MESSAGE in again.stderr and len(again.stderr.splitlines()) == 1
+
+    put_lab_template(lab, FIXED)
+    done = as_json(esiprov(env, "jobs", "requeue", "--wait", "--json", job_id))
+    assert [(r["job"], r["attempts"], r["worker_state"], r["completed"]) for r in done] == \
+        [(job_id, 3, "CREATE_COMPLETED", True)]
+    assert worker_state(lab, rid) == "CREATE_COMPLETED"
+
+
+# --- state list -------------------------------------------------------------------------
+def test_state_list_shows_heat_and_planning_failures_and_takes_the_plural_type(broker_pipeline, lab):
+    env, store = broker_pipeline.env, lab
+    rid, _ = failed_thing(store)
+    port = {"id": str(uuid.uuid4()), "ese_device_id": seed.DEVICE_ID, "tenant_id": seed.TENANT_ID}  # no name
+    put_config(store, "ese_physical_port", port)
+    assert wait_for_state(store, "ese_physical_port", port["id"], 1)["state"]["worker_state"] == "CREATE_FAILED"
+
+    failed = {(r["resource_type"], r["resource_id"]): r for r in as_json(esiprov(env, "state", "list", "--failed",
+                                                                                 "--json"))}
+    assert all(r["worker_state"].endswith("_FAILED") for r in failed.values())
+    assert MESSAGE in failed[LAB, rid]["error"] and failed[LAB, rid]["version"] == 1
+    planning = failed["ese_physical_port", port["id"]]
+    assert (planning["version"], planning["state_version"], planning["worker_state"]) == (1, 1, "CREATE_FAILED")
+    assert "field 'name' is missing" in planning["error"]
+
+    mine = as_json(esiprov(env, "state", "list", "--type", f"{LAB}s", "--json"))
+    assert {r["resource_type"] for r in mine} == {LAB} and rid in {r["resource_id"] for r in mine}
+    table = esiprov(env, "state", "list", "--failed", "--type", "ese_physical_ports")
+    assert table.returncode == 0
+    assert re.search(r"^TYPE\s+ID\s+CONFIG\s+STATE\s+WORKER_STATE\s+MONITORING\s+ERROR$", table.stdout, re.M)
+    assert re.search(rf"^ese_physical_port\s+{port['id']}\s+1\s+1\s+CREATE_FAILED\s+parameter physical_port_name",
+                     table.stdout, re.M), table.stdout
+
+
+def test_state_list_reads_a_fleet_in_pages_in_key_order_with_configs_and_states_merged(private_etcd):
+    store, env = private_etcd
+    ids = [f"{n:05d}" for n in range(1200)]  # more than two pages of resources.PAGE
+    for batch in range(0, len(ids), 50):  # etcd takes at most 128 operations per transaction
+        puts = {keys.config("ese_device", rid): envelope({"id": rid}, 2) for rid in ids[batch:batch + 50]}
+        puts.update({keys.state("ese_device", rid): {"version": 1, "state": {"worker_state": "CREATE_COMPLETED"},
+                                                     "error": ""} for rid in ids[batch:batch + 50] if rid != "00007"})
+        store.commit(puts=puts)
+    store.put(keys.state("ese_device", "gone"), {"version": 3, "state": {"worker_state": "DELETE_COMPLETED"}})
+    store.put(keys.state("location", "l1"), {"version": 1, "state": {"worker_state": "CREATE_FAILED"}, "error": "x"})
+    store.put(keys.monitoring("ese_device", "00042"), {"version": 1, "switch": "DOWN"})
+
+    rows = as_json(esiprov(env, "state", "list", "--json"))
+    assert [(r["resource_type"], r["resource_id"]) for r in rows] == \
+        [("ese_device", rid) for rid in ids] + [("ese_device", "gone"), ("location", "l1")]
+    by_id = {r["resource_id"]: r for r in rows}
+    assert (by_id["00007"]["version"], by_id["00007"]["state_version"], by_id["00007"]["worker_state"]) == (2, None, "")
+    assert (by_id["gone"]["version"], by_id["gone"]["state_version"]) == (None, 3)
+    assert by_id["00042"]["monitoring"] == {"switch": "DOWN"}
+    assert [r["resource_id"] for r in as_json(esiprov(env, "state", "list", "--failed", "--json"))] == ["l1"]
+    assert len(as_json(esiprov(env, "state", "list", "--type", "ese_devices", "--json"))) == 1201
+    assert esiprov(env, "state", "list", "--type", "nothing").stdout == "no resources\n"
+
+
+# --- following changes ------------------------------------------------------------------
+class Follower:
+    """A running ``esiprov ... --watch --json``: the JSON documents it printed so far, one per line."""
+
+    def __init__(self, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "esiprov.cli", *args, "--watch", "--json"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**env, "PATH": os.environ["PATH"]})
+        self.documents: list[Any] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.documents.append(json.loads(line))
+
+    def shows(self, check: Any) -> bool:
+        return any(check(document) for document in list(self.documents))
+
+    def interrupt(self) -> subprocess.CompletedProcess:
+        """Ctrl-C, as an operator ends it."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(30)
+        self._reader.join(10)
+        return subprocess.CompletedProcess(self.proc.args, code, "", self.proc.stderr.read())
+
+
+def test_state_show_watch_shows_the_resource_again_as_soon_as_its_config_changes(private_etcd):
+    store, env = private_etcd
+    put_config(store, "ese_device", seed.device_body())
+    follower = Follower(env, "state", "show", "--no-heat", "ese_devices", seed.DEVICE_ID)
+    try:
+        wait_until(lambda: follower.shows(lambda view: view["config"]["version"] == 1), 30, "the first view")
+        put_config(store, "ese_device", seed.device_body(), version=2)
+        # well within follow.REFRESH: the change itself brought the new view
+        wait_until(lambda: follower.shows(lambda view: view["config"]["version"] == 2), 5, "the view of version 2")
+    finally:
+        ended = follower.interrupt()
+    assert ended.returncode == 0 and ended.stderr == ""
+
+
+# --- jobs waiting, on a private etcd: the records as a worker waiting for a device leaves them --------
+DEVICE_RID = "d0d0d0d0-1d2e-4f5a-8b9c-0123456789ab"
+PORT_RID = "c0ffee00-1d2e-4f5a-8b9c-0123456789ab"
+
+
+def _job(handler: str, rtype: str, rid: str, dependency: list[str]) -> Job:
+    return Job(id=f"create:{handler}:{rtype}:{rid}:1:xfqzo", action="create", handler=handler, resource_type=rtype,
+               resource_id=rid, version=1, job_name=f"{rtype}:{rid}:1", is_first=True, is_last=False,
+               on_failure="fail", params=[], resource_input={}, dependency=dependency)
+
+
+@pytest.fixture
+def waiting_port(private_etcd, redis_server) -> Iterator[tuple[Store, dict[str, str], Job, Job]]:
+    """A port's job waiting for its device's, sent 90 s ago; Celery (an empty result database) knows neither."""
+    store, env = private_etcd
+    device = _job("monitoring_worker", "ese_device", DEVICE_RID, [])
+    port = _job("monitoring_worker", "ese_physical_port", PORT_RID, [device.id])
+    store.commit(puts={keys.job(job.id): [job.handler, job.document(), 0] for job in (device, port)})
+    store.put(keys.workflow("ese_physical_port", PORT_RID),
+              {"version": 1, "action": "create", "jobs": [port.id], "sent_at": time.time() - 90})
+    yield store, {**env, "ESIPROV_BROKER_URL": redis_server.db_url(7)}, device, port
+
+
+def test_a_job_waiting_for_a_referenced_resources_job_says_which_and_since_when(waiting_port):
+    _, env, device, port = waiting_port
+    rows = {row["id"]: row for row in as_json(esiprov(env, "jobs", "list", "--json"))}
+    assert (rows[port.id]["status"], rows[port.id]["waiting_for"]) == ("waiting", [device.id])
+    assert 90 <= rows[port.id]["waiting_seconds"] < 150
+    assert (rows[device.id]["status"], rows[device.id]["waiting_for"]) == ("pending", [])
+    shown = as_json(esiprov(env, "jobs", "show", port.id, "--json"))
+    assert (shown["status"], shown["waiting_for"]) == ("waiting", [device.id])
+    human = esiprov(env, "jobs", "show", port.id).stdout
+    assert re.search(rf"^waiting for\s+{re.escape(device.id)} for 1m$", human, re.M), human
+
+
+def test_jobs_list_on_a_100_column_terminal_keeps_every_job_id_whole(waiting_port):
+    _, env, device, port = waiting_port
+    controller, terminal = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "esiprov.cli", "jobs", "list"], stdout=terminal,
+                          stderr=subprocess.PIPE, env={**env, "PATH": os.environ["PATH"], "COLUMNS": "100"},
+                          text=True) as proc:
+        os.close(terminal)
+        _, err = proc.communicate(timeout=120)
+    screen = re.sub(r"\x1b\[[0-9;]*m", "", _read_all(controller))  # without colour codes
+    assert proc.returncode == 0, err
+    lines = screen.splitlines()
+    assert all(len(line) <= 100 for line in lines), screen
+    assert any(port.id in line for line in lines) and any(device.id in line for line in lines), screen
+    assert re.search(r"^ID\s+STATUS", screen, re.M), screen
+
+
+def test_jobs_list_watch_shows_a_new_job_as_soon_as_it_is_written(waiting_port):
+    store, env, device, port = waiting_port
+    follower = Follower(env, "jobs", "list")
+    try:
+        wait_until(lambda: follower.shows(lambda rows: {r["id"] for r in rows} == {device.id, port.id}), 30,
+                   "the first listing")
+        store.delete(keys.job(device.id))  # the device's workflow ended
+        wait_until(lambda: follower.shows(lambda rows: [(r["id"], r["status"]) for r in rows] == [
+            (port.id, "pending")]), 5, "the listing without the device's job")
+    finally:
+        ended = follower.interrupt()
+    assert ended.returncode == 0 and ended.stderr == ""
+
+
+# --- status -----------------------------------------------------------------------------
+def test_status_of_a_running_pipeline_is_all_up(broker_pipeline):
+    env = broker_pipeline.env
+    report = as_json(esiprov(env, "status", "--json"))
+    assert report["problems"] == [] and all(e["ok"] for e in report["etcd"])
+    assert report["leader"]["holder"] and report["leader"]["heartbeat_age_seconds"] < 30
+    assert set(report["queues"]) == {"heat_worker", "monitoring_worker", "finalize", "poller"}
+    assert all(q["workers"] and q["waiting"] >= 0 for q in report["queues"].values())
+    assert report["broker"]["error"] is None and BROKER_SECRET not in json.dumps(report)
+    assert set(report["fleet"]) == {"failed_jobs", "workflows_in_flight", "oldest_workflow_age_seconds", "unsent",
+                                    "holds", "holding_workers"}
+    screen = esiprov(env, "status")
+    assert screen.returncode == 0 and screen.stdout.splitlines()[-1] == "all up", screen.stdout
+    assert re.search(r"^watcher\s+\S+ leads, heartbeat \d+ s ago$", screen.stdout, re.M)
+    assert re.search(r"^heat_worker\s+\d+\s+\S+@", screen.stdout, re.M)
+
+
+def test_status_exits_1_naming_every_part_that_is_down(private_etcd):
+    _, env = private_etcd
+    dead = f"127.0.0.1:{free_port()}"
+    down = {**env, "ESIPROV_ETCD_ENDPOINTS": f"{env['ESIPROV_ETCD_ENDPOINTS']},{dead}",
+            "ESIPROV_BROKER_URL": f"redis://:{BROKER_SECRET}@127.0.0.1:{free_port()}/0"}
+    done = esiprov(down, "status")
+    error = one_line_error(done, 1)
+    assert error.startswith("esiprov: down: ")
+    assert f"etcd {dead} does not answer" in error and "no watcher leads" in error
+    assert "broker redis://:**@127.0.0.1:" in error and BROKER_SECRET not in error + done.stdout
+    assert re.search(rf"^etcd\s+{env['ESIPROV_ETCD_ENDPOINTS']} ok, {dead} DOWN$", done.stdout, re.M), done.stdout
+    assert "problems:" in done.stdout
