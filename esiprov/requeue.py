@@ -87,7 +87,9 @@ def _resource_guards(store: Store, job: Job) -> list[Any]:
     workflow = store.value(keys.workflow(rtype, rid))
     if workflow is not None:
         raise Refused(f"{name} has a workflow in flight ({workflow.get('action')} of version "
-                      f"{workflow.get('version')}); requeue when it has ended")
+                      f"{workflow.get('version')}); requeue when it has ended (`esiprov jobs list` shows "
+                      f"where it stands; the leading watcher resends it by itself if its worker or broker "
+                      f"lost it, `esiprov resync --resend-after 0` at once)")
     state, state_guard = _guard(store, keys.state(rtype, rid))
     if state is not None and envelope_version(state.value) > job.version:
         raise Refused(f"/state of {name} is at version {envelope_version(state.value)} already; "
