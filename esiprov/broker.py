@@ -30,6 +30,12 @@ BROKER_ERRORS = (OperationalError, redis.exceptions.ConnectionError, redis.excep
                  amqp.exceptions.ConnectionError, amqp.exceptions.AccessRefused)
 
 
+def check(app: Celery) -> None:
+    """Raise one of BROKER_ERRORS unless the broker answers (and takes the credentials)."""
+    with _connected(app):
+        pass
+
+
 def lost_messages(app: Celery) -> bool:
     """True when the marker is gone: the broker lost what it held. Raises one of BROKER_ERRORS when it does not answer."""
     with _connected(app) as connection:

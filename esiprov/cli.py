@@ -23,7 +23,7 @@ from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 from rich.progress import Progress
 
-from esiprov import completion, health, jobstatus, keys, planner, requeue, resources, templates
+from esiprov import broker, completion, health, jobstatus, keys, planner, requeue, resources, templates
 from esiprov.broker import BROKER_ERRORS
 from esiprov.follow import follow
 from esiprov.heat import HeatError
@@ -60,7 +60,9 @@ def _app() -> Celery:
 
 
 def _sender() -> Celery:
-    """The app for a command that sends workflows but never reads a result (watch, resync).
+    """The app for a command that sends workflows but never reads a result (watch, resync), once the
+    broker has answered: a wrong URL or password stops the command in one line, not in a log of
+    failed sends.
 
     It has no result backend: with Redis's, every send outside a worker also subscribes to the
     task's result channel (a round trip per task), and once that subscription failed to reconnect
@@ -68,6 +70,7 @@ def _sender() -> Celery:
     """
     app = _app()
     app.conf["result_backend"] = None  # as the attribute would (celery-types declares that one read-only)
+    broker.check(app)
     return app
 
 
@@ -307,7 +310,8 @@ def cmd_state_show(args: argparse.Namespace) -> int:
 
 
 def cmd_resync(args: argparse.Namespace) -> int:
-    from esiprov.reconcile import resync
+    """Exit 1 when a resource could not be reconciled (its error is in the log)."""
+    from esiprov.reconcile import ERROR, resync
 
     store, app = _store(), _sender()
     with Progress(console=console(stderr=True), transient=True, disable=not sys.stderr.isatty()) as progress:
@@ -320,7 +324,7 @@ def cmd_resync(args: argparse.Namespace) -> int:
     else:
         print(f"resynced {total} resources"
               + (": " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) if outcomes else ""))
-    return EXIT_OK
+    return EXIT_FAILED if outcomes[ERROR] else EXIT_OK
 
 
 def cmd_completion(args: argparse.Namespace) -> int:

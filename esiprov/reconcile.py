@@ -28,8 +28,8 @@ RESYNC_PAGE = 500
 DELETED = publish.worker_state(planner.DELETE, "COMPLETED")
 
 #: outcomes, as reported by resync
-ABSENT, CURRENT, FAILED, READ, DISPATCHED, IN_FLIGHT, RESENT, FORGOTTEN = (
-    "absent", "current", "failed", "read", "dispatched", "in flight", "resent", "forgotten")
+ABSENT, CURRENT, FAILED, READ, DISPATCHED, IN_FLIGHT, RESENT, FORGOTTEN, ERROR = (
+    "absent", "current", "failed", "read", "dispatched", "in flight", "resent", "forgotten", "error")
 
 
 def reconcile(store: Store, app: Celery, rtype: str, rid: str, resend_after: float | None = None) -> str:
@@ -168,7 +168,7 @@ def _reconcile_logged(store: Store, app: Celery, rtype: str, rid: str, resend_af
         return reconcile(store, app, rtype, rid, resend_after)
     except Exception:  # noqa: BLE001 - one resource must not stop the others
         log.exception("%s %s: reconcile failed", rtype, rid)
-        return "error"
+        return ERROR
 
 
 def pages(items: Iterable[T], size: int) -> Iterator[list[T]]:
