@@ -10,8 +10,9 @@ PYTHON ?= python3
 VENV := .venv
 HEAT_VENV := .venv-heat
 FLOWER_PORT ?= 5555
-# Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian).
-DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev
+# Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian;
+# systemd: systemd-analyze verifies deploy/'s units; installing it needs no systemd running, as in a container).
+DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
