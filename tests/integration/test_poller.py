@@ -218,6 +218,15 @@ def test_a_cycle_due_less_than_half_an_interval_after_the_last_skips_as_a_second
     assert etcd.get(poller.LOCK) is None  # released: the lease is revoked at once
 
 
+def _beat_env(etcd: EtcdServer, redis: RedisServer, switches: Switches, database: int,
+              interval: float) -> dict[str, str]:
+    """The environment of a beat and its worker, polling every ``interval`` s, on a Redis ``database``
+    of its own (no other test's worker takes these tasks)."""
+    return {"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint, "ESIPROV_BROKER_URL": redis.url.rsplit("/", 1)[0] + f"/{database}",
+            "ESIPROV_SNMP_PORT": str(switches.port), "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={COMMUNITY}",
+            "ESIPROV_SNMP_TIMEOUT": "0.5", "ESIPROV_MONITOR_INTERVAL": str(interval)}
+
+
 def _beat(name: str, env: dict[str, str], tmp_path: Path) -> Service:
     """``celery -A tasks beat`` with a schedule file of its own; at debug level it logs each task id it sends."""
     return Service(name, [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "debug",
@@ -238,12 +247,8 @@ def test_two_beats_one_killed_polls_and_resyncs_go_on_with_the_survivor(
         etcd: Store, etcd_of_module: EtcdServer, redis_server: RedisServer, switches: Switches,
         tmp_path: Path) -> None:
     interval = 2
-    env = {"ESIPROV_ETCD_ENDPOINTS": etcd_of_module.endpoint,
-           # a database of its own: no other test's worker takes these tasks
-           "ESIPROV_BROKER_URL": redis_server.url.rsplit("/", 1)[0] + "/4",
-           "ESIPROV_SNMP_PORT": str(switches.port),
-           "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={COMMUNITY}", "ESIPROV_SNMP_TIMEOUT": "0.5",
-           "ESIPROV_MONITOR_INTERVAL": str(interval), "ESIPROV_RESYNC_INTERVAL": str(interval)}
+    env = {**_beat_env(etcd_of_module, redis_server, switches, database=4, interval=interval),
+           "ESIPROV_RESYNC_INTERVAL": str(interval)}
     doomed, survivor = _beat("beat-a", env, tmp_path), _beat("beat-b", env, tmp_path)
     with doomed.start(lambda: True), survivor.start(lambda: True), \
             start_worker(env, tmp_path, name="periodic-worker", concurrency=4, queues="poller,finalize") as worker:
@@ -264,15 +269,8 @@ def test_celery_beat_and_a_worker_show_a_flipped_port_within_one_interval(
         etcd: Store, etcd_of_module: EtcdServer, redis_server: RedisServer, switches: Switches,
         tmp_path: Path) -> None:
     interval = 1.0
-    env = {"ESIPROV_ETCD_ENDPOINTS": etcd_of_module.endpoint,
-           # a database of its own: no other test's worker takes these tasks
-           "ESIPROV_BROKER_URL": redis_server.url.rsplit("/", 1)[0] + "/3",
-           "ESIPROV_SNMP_PORT": str(switches.port),
-           "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={COMMUNITY}",
-           "ESIPROV_SNMP_TIMEOUT": "0.5", "ESIPROV_MONITOR_INTERVAL": str(interval)}
-    beat = Service("beat", [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "info",
-                            "-s", str(tmp_path / "beat-schedule"), "--pidfile", str(tmp_path / "beat.pid")],
-                   tmp_path, env, cwd=ROOT)
+    env = _beat_env(etcd_of_module, redis_server, switches, database=3, interval=interval)
+    beat = _beat("beat", env, tmp_path)
     # beat starts while the worker does; its first task waits in the queue meanwhile
     with beat.start(lambda: True), start_worker(env, tmp_path, name="poller-worker", concurrency=2,
                                                 queues="poller"):
