@@ -10,12 +10,13 @@ PYTHON ?= python3
 VENV := .venv
 HEAT_VENV := .venv-heat
 FLOWER_PORT ?= 5555
-# Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian).
-DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev
+# Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian;
+# systemd: systemd-analyze verifies deploy/'s units; installing it needs no systemd running, as in a container).
+DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev systemd
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps venv heat-venv check test unit demo flower bench clean
+.PHONY: help deps venv heat-venv check test unit demo dev flower bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,6 +52,9 @@ unit: venv ## run the unit tests only (fast, no services)
 
 demo: deps venv heat-venv ## run the end-to-end demo on local services
 	$(VENV)/bin/python -m esiprov.devenv.demo
+
+dev: deps venv heat-venv ## run etcd, Redis, Heat, a switch, worker, beat, watcher and Flower until Ctrl-C; prints the env
+	$(VENV)/bin/python -m esiprov.devenv.dev
 
 # Every bench/*.py is a benchmark run as `python -m bench.<name>`, except these helpers it uses.
 BENCH_HELPERS := __init__ heatsim barechain

@@ -337,7 +337,8 @@ def guarded_poll(store: Store, probe: SnmpProbe, interval: float, workers: int =
         last = store.value(LAST_CYCLE)
         ago = time.time() - (last.get("started", 0) if isinstance(last, dict) else 0)
         if ago < interval / 2:
-            log.warning("poll cycle skipped: the last one started %.1f s ago, by %s, with an interval of "
-                        "%g s; is a second celery beat running?", ago, last.get("by"), interval)
+            # info, not a warning: two beats are how periodic work survives a host (README)
+            log.info("poll cycle skipped: the last one started %.1f s ago, by %s, with an interval of %g s "
+                     "(a second celery beat sent this one, or it came late)", ago, last.get("by"), interval)
             return None
         return poll(store, probe, workers, keep_alive)

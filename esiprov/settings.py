@@ -130,16 +130,36 @@ def _port(name: str, raw: str) -> int:
     return int(raw)
 
 
-def _endpoints(raw: str) -> tuple[Endpoint, ...]:
-    endpoints = []
-    for item in filter(None, (part.strip() for part in raw.split(","))):
-        host, sep, port = item.rpartition(":")
-        if not sep or not host or "/" in host:
-            raise ConfigError(f"ESIPROV_ETCD_ENDPOINTS: {item!r} is not host:port")
-        endpoints.append(Endpoint(host, _port("ESIPROV_ETCD_ENDPOINTS", port)))
-    if not endpoints:
+#: the URL schemes etcd's own tools take in an endpoint list, and whether each means TLS
+ETCD_SCHEMES = {"http": False, "https": True}
+
+
+def _endpoint(item: str) -> tuple[Endpoint, str | None]:
+    """One endpoint, ``host:port`` or ``http(s)://host:port`` as etcdctl takes it, and its scheme (None: bare)."""
+    prefix, sep, rest = item.partition("://")
+    scheme, rest = (prefix.lower(), rest.removesuffix("/")) if sep else (None, item)
+    host, colon, port = rest.rpartition(":")
+    if (scheme is not None and scheme not in ETCD_SCHEMES) or not colon or not host or "/" in host or "@" in host:
+        raise ConfigError(f"ESIPROV_ETCD_ENDPOINTS: {item!r} is not host:port, http://host:port or https://host:port")
+    return Endpoint(host, _port("ESIPROV_ETCD_ENDPOINTS", port)), scheme
+
+
+def _endpoints(raw: str) -> tuple[tuple[Endpoint, ...], bool | None]:
+    """The comma-separated endpoints, and whether their scheme asks for TLS (None: bare host:port, no say).
+
+    One client speaks to the whole cluster with one set of credentials, so the endpoints cannot mix
+    http:// and https:// (nor a scheme and none).
+    """
+    parsed = [_endpoint(item) for item in filter(None, (part.strip() for part in raw.split(",")))]
+    if not parsed:
         raise ConfigError("ESIPROV_ETCD_ENDPOINTS is empty")
-    return tuple(endpoints)
+    schemes = {scheme for _, scheme in parsed}
+    if len(schemes) > 1:
+        raise ConfigError("ESIPROV_ETCD_ENDPOINTS mixes " + " and ".join(sorted(f"{s}://" if s else "host:port"
+                                                                              for s in schemes))
+                          + ": one cluster, one form")
+    scheme = schemes.pop()
+    return tuple(endpoint for endpoint, _ in parsed), None if scheme is None else ETCD_SCHEMES[scheme]
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -180,11 +200,19 @@ def _pem(name: str, raw: str | None) -> Path | None:
     return path
 
 
-def _etcd_tls(env: Mapping[str, str]) -> EtcdTls | None:
+def _etcd_tls(env: Mapping[str, str], secure: bool | None) -> EtcdTls | None:
+    """TLS to etcd: on when an endpoint says https:// or when ESIPROV_ETCD_CA/CERT/KEY name a file.
+
+    https:// without files means gRPC's default roots (as etcdctl uses the system's); http:// with
+    files is a contradiction, refused rather than guessed: either the files or the scheme is a mistake.
+    """
     tls = EtcdTls(*(_pem(f"ESIPROV_ETCD_{part}", env.get(f"ESIPROV_ETCD_{part}")) for part in ("CA", "CERT", "KEY")))
     if (tls.cert is None) != (tls.key is None):
         raise ConfigError("ESIPROV_ETCD_CERT and ESIPROV_ETCD_KEY go together: set both or neither")
-    return None if tls == EtcdTls() else tls
+    if secure is False and tls != EtcdTls():
+        raise ConfigError("ESIPROV_ETCD_ENDPOINTS says http:// (plain) but ESIPROV_ETCD_CA/CERT/KEY ask for TLS: "
+                          "use https:// or unset the files")
+    return tls if secure or tls != EtcdTls() else None
 
 
 def _etcd_login(env: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -359,9 +387,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     broker_url, broker_ssl = _broker(broker)
     backend_url, backend_ssl = _result_backend(env, broker)
     etcd_user, etcd_password = _etcd_login(env)
+    etcd_endpoints, etcd_secure = _endpoints(env.get("ESIPROV_ETCD_ENDPOINTS", "127.0.0.1:2379"))
     return Settings(
-        etcd_endpoints=_endpoints(env.get("ESIPROV_ETCD_ENDPOINTS", "127.0.0.1:2379")),
-        etcd_tls=_etcd_tls(env),
+        etcd_endpoints=etcd_endpoints,
+        etcd_tls=_etcd_tls(env, etcd_secure),
         etcd_user=etcd_user,
         etcd_password=etcd_password,
         broker_url=broker_url,

@@ -28,7 +28,21 @@ from esiprov.model import ResourceVersion, parse_envelope
 from esiprov.store import Entry, Store
 
 T = TypeVar("T")
-SHIPPED = Path(__file__).resolve().parent.parent / "heat_templates"
+
+
+def _shipped() -> Path:
+    """Where the shipped templates are: in the installed package, or at the checkout's root.
+
+    A wheel carries the checkout's ``heat_templates/`` as ``esiprov/heat_templates`` (setup.cfg's
+    package_dir), so an install works from any directory; a checkout (and an editable install of
+    it) keeps them at its root, where operators edit them.
+    """
+    package = Path(__file__).resolve().parent
+    installed = package / "heat_templates"
+    return installed if installed.is_dir() else package.parent / "heat_templates"
+
+
+SHIPPED = _shipped()
 SCHEMA_FILE = "schema.yaml"
 HEAT, MONITORING = "heat_worker", "monitoring_worker"
 HANDLERS = (HEAT, MONITORING)

@@ -38,6 +38,14 @@ def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", co
     return service.start(lambda: _logged(service, "ready."), timeout=60)
 
 
+def start_beat(env: Mapping[str, str], log_dir: Path, name: str = "beat") -> Service:
+    """``celery -A tasks beat`` with its schedule file in ``log_dir``, ready once it starts its scheduler."""
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "info",
+            "-s", str(log_dir / f"{name}-schedule"), "--pidfile", str(log_dir / f"{name}.pid")]
+    service = Service(name, argv, log_dir, dict(env), cwd=ROOT)
+    return service.start(lambda: _logged(service, "beat: Starting..."), timeout=60)
+
+
 #: what a watcher logs once it leads and watches, or once it stands by behind another
 LEADING, STANDING_BY = "watching /config", "stands by"
 

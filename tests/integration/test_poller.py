@@ -7,6 +7,7 @@ finalize leave them); each test starts from that fleet, all ports up.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -211,25 +212,65 @@ def test_a_cycle_skips_while_another_holds_the_lock_and_says_so(
 def test_a_cycle_due_less_than_half_an_interval_after_the_last_skips_as_a_second_beat_would(
         etcd: Store, probe: SnmpProbe, caplog: pytest.LogCaptureFixture) -> None:
     assert poller.guarded_poll(etcd, probe, interval=60) is not None
-    with caplog.at_level(logging.WARNING, logger="esiprov.poller"):
+    with caplog.at_level(logging.INFO, logger="esiprov.poller"):
         assert poller.guarded_poll(etcd, probe, interval=60) is None
     assert "second celery beat" in caplog.text
     assert etcd.get(poller.LOCK) is None  # released: the lease is revoked at once
+
+
+def _beat_env(etcd: EtcdServer, redis: RedisServer, switches: Switches, database: int,
+              interval: float) -> dict[str, str]:
+    """The environment of a beat and its worker, polling every ``interval`` s, on a Redis ``database``
+    of its own (no other test's worker takes these tasks)."""
+    return {"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint, "ESIPROV_BROKER_URL": redis.url.rsplit("/", 1)[0] + f"/{database}",
+            "ESIPROV_SNMP_PORT": str(switches.port), "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={COMMUNITY}",
+            "ESIPROV_SNMP_TIMEOUT": "0.5", "ESIPROV_MONITOR_INTERVAL": str(interval)}
+
+
+def _beat(name: str, env: dict[str, str], tmp_path: Path) -> Service:
+    """``celery -A tasks beat`` with a schedule file of its own; at debug level it logs each task id it sends."""
+    return Service(name, [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "debug",
+                          "-s", str(tmp_path / f"{name}-schedule"), "--pidfile", str(tmp_path / f"{name}.pid")],
+                   tmp_path, env, cwd=ROOT)
+
+
+def _sent(beat: Service, task: str, since: int = 0) -> list[str]:
+    """The ids of the ``task``s ``beat`` logged sending past byte ``since`` of its log."""
+    return re.findall(rf"{re.escape(task)} sent\. id->(\S+)", beat.log_path.read_text(errors="replace")[since:])
+
+
+def _succeeded(worker: Service, task: str, task_id: str) -> bool:
+    return f"Task {task}[{task_id}] succeeded" in worker.log_path.read_text(errors="replace")
+
+
+def test_two_beats_one_killed_polls_and_resyncs_go_on_with_the_survivor(
+        etcd: Store, etcd_of_module: EtcdServer, redis_server: RedisServer, switches: Switches,
+        tmp_path: Path) -> None:
+    interval = 2
+    env = {**_beat_env(etcd_of_module, redis_server, switches, database=4, interval=interval),
+           "ESIPROV_RESYNC_INTERVAL": str(interval)}
+    doomed, survivor = _beat("beat-a", env, tmp_path), _beat("beat-b", env, tmp_path)
+    with doomed.start(lambda: True), survivor.start(lambda: True), \
+            start_worker(env, tmp_path, name="periodic-worker", concurrency=4, queues="poller,finalize") as worker:
+        wait_until(lambda: all(_sent(beat, "esiprov.poll_targets") for beat in (doomed, survivor)), 20,
+                   "both beats sending polls (see beat-a.log, beat-b.log)")
+        doomed.kill()
+        killed, since = time.time(), len(survivor.log_path.read_text(errors="replace"))
+        # a poll sent before the kill expires one interval after it was sent: a cycle started later
+        # was sent by the survivor
+        wait_until(lambda: (etcd.value(poller.LAST_CYCLE) or {}).get("started", 0) > killed + interval,
+                   5 * interval + 10, "a poll cycle started after the kill (see periodic-worker.log)")
+        wait_until(lambda: any(_succeeded(worker, "esiprov.resync", task_id)
+                               for task_id in _sent(survivor, "esiprov.resync", since)), 5 * interval + 10,
+                   "a resync the survivor sent after the kill, succeeded (see periodic-worker.log)")
 
 
 def test_celery_beat_and_a_worker_show_a_flipped_port_within_one_interval(
         etcd: Store, etcd_of_module: EtcdServer, redis_server: RedisServer, switches: Switches,
         tmp_path: Path) -> None:
     interval = 1.0
-    env = {"ESIPROV_ETCD_ENDPOINTS": etcd_of_module.endpoint,
-           # a database of its own: no other test's worker takes these tasks
-           "ESIPROV_BROKER_URL": redis_server.url.rsplit("/", 1)[0] + "/3",
-           "ESIPROV_SNMP_PORT": str(switches.port),
-           "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={COMMUNITY}",
-           "ESIPROV_SNMP_TIMEOUT": "0.5", "ESIPROV_MONITOR_INTERVAL": str(interval)}
-    beat = Service("beat", [sys.executable, "-m", "celery", "-A", "tasks", "beat", "-l", "info",
-                            "-s", str(tmp_path / "beat-schedule"), "--pidfile", str(tmp_path / "beat.pid")],
-                   tmp_path, env, cwd=ROOT)
+    env = _beat_env(etcd_of_module, redis_server, switches, database=3, interval=interval)
+    beat = _beat("beat", env, tmp_path)
     # beat starts while the worker does; its first task waits in the queue meanwhile
     with beat.start(lambda: True), start_worker(env, tmp_path, name="poller-worker", concurrency=2,
                                                 queues="poller"):

@@ -35,9 +35,43 @@ def test_an_empty_environment_gives_plain_loopback_defaults() -> None:
 
 
 @pytest.mark.parametrize("endpoints", ["127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:x", "127.0.0.1",
-                                       "http://127.0.0.1:2379"])
-def test_an_etcd_endpoint_that_is_not_host_and_port_is_rejected(endpoints: str) -> None:
-    rejected({"ESIPROV_ETCD_ENDPOINTS": endpoints}, "ESIPROV_ETCD_ENDPOINTS")
+                                       "http://127.0.0.1", "unix://127.0.0.1:2379", "grpc://127.0.0.1:2379",
+                                       "http://127.0.0.1:2379/v3", "https://user@127.0.0.1:2379", "http://:2379",
+                                       "https://"])
+def test_an_etcd_endpoint_that_is_not_host_and_port_or_an_http_url_is_rejected_in_one_line(endpoints: str) -> None:
+    error = rejected({"ESIPROV_ETCD_ENDPOINTS": endpoints}, "^ESIPROV_ETCD_ENDPOINTS")
+    assert "\n" not in str(error)
+
+
+def test_etcd_endpoints_take_the_forms_etcdctl_takes_several_comma_separated() -> None:
+    cluster = [Endpoint("etcd-1.mgmt", 2379), Endpoint("10.0.0.2", 2379), Endpoint("etcd-3.mgmt", 12379)]
+    for raw in ("etcd-1.mgmt:2379,10.0.0.2:2379,etcd-3.mgmt:12379",
+                "http://etcd-1.mgmt:2379, http://10.0.0.2:2379/ ,HTTP://etcd-3.mgmt:12379",
+                "https://etcd-1.mgmt:2379,https://10.0.0.2:2379,https://etcd-3.mgmt:12379,"):
+        assert list(from_env({"ESIPROV_ETCD_ENDPOINTS": raw}).etcd_endpoints) == cluster, raw
+
+
+def test_http_endpoints_are_plain_and_https_ones_are_tls_with_default_roots_unless_a_ca_is_given(pem: Path) -> None:
+    assert from_env({"ESIPROV_ETCD_ENDPOINTS": "http://10.0.0.1:2379"}).etcd_tls is None
+    assert from_env({"ESIPROV_ETCD_ENDPOINTS": "https://10.0.0.1:2379"}).etcd_tls == EtcdTls()
+    with_ca = {"ESIPROV_ETCD_ENDPOINTS": "https://10.0.0.1:2379", "ESIPROV_ETCD_CA": str(pem)}
+    assert from_env(with_ca).etcd_tls == EtcdTls(ca=pem)
+
+
+def test_bare_endpoints_are_tls_exactly_when_tls_files_are_given(pem: Path) -> None:
+    assert from_env({"ESIPROV_ETCD_ENDPOINTS": "10.0.0.1:2379"}).etcd_tls is None
+    assert from_env({"ESIPROV_ETCD_ENDPOINTS": "10.0.0.1:2379", "ESIPROV_ETCD_CA": str(pem)}).etcd_tls == EtcdTls(ca=pem)
+
+
+def test_http_endpoints_with_tls_files_are_a_contradiction_refused_in_one_line(pem: Path) -> None:
+    error = rejected({"ESIPROV_ETCD_ENDPOINTS": "http://10.0.0.1:2379", "ESIPROV_ETCD_CA": str(pem)},
+                     "^ESIPROV_ETCD_ENDPOINTS says http://")
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize("endpoints", ["http://a:2379,https://b:2379", "https://a:2379,b:2379"])
+def test_endpoints_that_mix_schemes_are_refused_naming_the_variable(endpoints: str) -> None:
+    rejected({"ESIPROV_ETCD_ENDPOINTS": endpoints}, "^ESIPROV_ETCD_ENDPOINTS mixes")
 
 
 def test_etcd_tls_files_are_taken_when_they_exist_and_look_like_pem(pem: Path) -> None:
