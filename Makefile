@@ -63,7 +63,9 @@ BENCHES := $(filter-out $(BENCH_HELPERS),$(basename $(notdir $(wildcard bench/*.
 bench: deps venv ## run every bench/*.py benchmark on local services (figures and machine: bench/RESULTS.md)
 	@set -e; for name in $(BENCHES); do echo "== bench.$$name"; $(VENV)/bin/python -m bench.$$name; done
 
-flower: venv ## run Flower on 127.0.0.1:FLOWER_PORT (5555); FLOWER_UNAUTHENTICATED_API=true opens its /api without auth
+# Flower joins a fleet that is already running: it builds .venv only when there is none, never
+# reinstalls it under running workers (order-only prerequisite).
+flower: | $(VENV)/.esiprov-installed ## run Flower on 127.0.0.1:FLOWER_PORT (5555); FLOWER_UNAUTHENTICATED_API=true opens its /api without auth
 	$(VENV)/bin/celery -A tasks flower --address=127.0.0.1 --port=$(FLOWER_PORT)
 
 clean: ## remove the venvs, caches and build leftovers

@@ -334,12 +334,17 @@ def _http_url(name: str, url: str) -> urllib.parse.SplitResult:
     return parts
 
 
-def _heat_url(url: str | None) -> str | None:
-    """The Heat URL; ``{tenant_id}`` in its path is what keeps each stack in its resource's tenant."""
+def _heat(env: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """(Heat URL, token). ``{tenant_id}`` in the URL's path keeps each stack in its resource's tenant;
+    a URL without a token would fail every resource with "no valid authentication", so it stops here."""
+    url, token = env.get("ESIPROV_HEAT_URL") or None, _secret(env, "ESIPROV_HEAT_TOKEN")
     if url and "{tenant_id}" not in _http_url("ESIPROV_HEAT_URL", url).path:
         raise ConfigError("ESIPROV_HEAT_URL: the path must contain {tenant_id}, replaced by each "
                           "resource's tenant (e.g. http://heat:8004/v1/{tenant_id})")
-    return url
+    if url and not token:
+        raise ConfigError("ESIPROV_HEAT_URL needs ESIPROV_HEAT_TOKEN (or ESIPROV_HEAT_TOKEN_FILE): Heat "
+                          "refuses requests without a token")
+    return url, token
 
 
 def _communities(raw: str) -> dict[str, str]:
@@ -388,6 +393,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     backend_url, backend_ssl = _result_backend(env, broker)
     etcd_user, etcd_password = _etcd_login(env)
     etcd_endpoints, etcd_secure = _endpoints(env.get("ESIPROV_ETCD_ENDPOINTS", "127.0.0.1:2379"))
+    heat_url, heat_token = _heat(env)
     return Settings(
         etcd_endpoints=etcd_endpoints,
         etcd_tls=_etcd_tls(env, etcd_secure),
@@ -397,8 +403,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         result_backend=backend_url,
         broker_ssl=broker_ssl,
         result_backend_ssl=backend_ssl,
-        heat_url=_heat_url(env.get("ESIPROV_HEAT_URL") or None),
-        heat_token=_secret(env, "ESIPROV_HEAT_TOKEN"),
+        heat_url=heat_url,
+        heat_token=heat_token,
         keystone=_keystone(env),
         snmp_port=_port("ESIPROV_SNMP_PORT", env.get("ESIPROV_SNMP_PORT") or "161"),
         snmp_communities=_communities(_secret(env, "ESIPROV_SNMP_COMMUNITIES") or ""),

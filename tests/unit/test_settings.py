@@ -223,6 +223,10 @@ def test_a_heat_url_must_be_http_with_the_tenant_in_its_path_and_no_credentials(
     assert SECRET not in str(error)
 
 
+def test_a_heat_url_without_a_token_is_refused_at_start() -> None:
+    rejected({"ESIPROV_HEAT_URL": "http://127.0.0.1:8004/v1/{tenant_id}"}, "ESIPROV_HEAT_URL needs ESIPROV_HEAT_TOKEN")
+
+
 def test_a_keystone_url_must_be_http() -> None:
     rejected({"OS_AUTH_URL": "keystone:5000"}, "OS_AUTH_URL: .* is not an http")
 
