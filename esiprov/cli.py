@@ -23,7 +23,7 @@ from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
 from rich.progress import Progress
 
-from esiprov import broker, completion, health, jobstatus, keys, planner, requeue, resources, templates
+from esiprov import broker, completion, health, jobstatus, keys, logs, planner, requeue, resources, templates
 from esiprov.broker import BROKER_ERRORS
 from esiprov.follow import follow
 from esiprov.heat import HeatError
@@ -514,6 +514,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else quiet,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
+        if current().log_format == logs.JSON:
+            logs.use_json()
         return args.run(args)
     except CommandError as exc:
         message, code = str(exc), exc.code

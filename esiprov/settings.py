@@ -96,6 +96,8 @@ class Settings:
     retry_attempts: int = 6
     #: upper bound, in seconds, of the exponential backoff (with full jitter) between those retries
     retry_backoff_max: float = 60.0
+    #: "text" lines for people, or "json": one object per line for a log pipeline (esiprov.logs)
+    log_format: str = "text"
 
     @property
     def etcd_login(self) -> tuple[str, str] | None:
@@ -370,6 +372,14 @@ def _number(env: Mapping[str, str], name: str, default: float, kind: type = floa
     return value
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (the first when unset)."""
+    value = (env.get(name) or choices[0]).lower()
+    if value not in choices:
+        raise ConfigError(f"{name}: {env.get(name)!r} is not one of {', '.join(choices)}")
+    return value
+
+
 def _keystone(env: Mapping[str, str]) -> KeystoneAuth | None:
     if not env.get("OS_AUTH_URL"):
         return None
@@ -417,6 +427,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         resend_after=_number(env, "ESIPROV_RESEND_AFTER", 600.0),
         retry_attempts=int(_number(env, "ESIPROV_RETRY_ATTEMPTS", 6, int)),
         retry_backoff_max=_number(env, "ESIPROV_RETRY_BACKOFF_MAX", 60.0),
+        log_format=_choice(env, "ESIPROV_LOG_FORMAT", ("text", "json")),
     )
 
 

@@ -50,11 +50,12 @@ class Watcher:
         found = keys.resource_of(key)
         if found is None:
             return
+        context = {"resource_type": found[0], "resource_id": found[1]}
         try:
             outcome = reconcile(self.store, self.app, *found)
-            log.info("%s %s: %s", *found, outcome)
+            log.info("%s %s: %s", *found, outcome, extra=context)
         except Exception:  # noqa: BLE001 - one resource must not stop the watcher
-            log.exception("%s %s: reconcile failed; the next change or resync retries it", *found)
+            log.exception("%s %s: reconcile failed; the next change or resync retries it", *found, extra=context)
 
     def run(self) -> None:
         """Lead (or stand by), list and watch until stop(); any break relists after a pause."""
