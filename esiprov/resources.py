@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
 from esiprov import keys
-from esiprov.heat import HeatClient
+from esiprov.heat import HeatClient, HeatError
 from esiprov.model import BadConfig, parse_envelope
 from esiprov.reconcile import page_values, pages, resources_under
 from esiprov.settings import current
@@ -138,8 +138,13 @@ def view_keys(rtype: str, rid: str) -> list[str]:
     return own + [keys.JOBS, keys.FAILURES]
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A document as a dict; a value that is not a JSON object reads as empty (its row says so)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _tenant(view: dict[str, Any], rtype: str, rid: str) -> str:
-    tenant = (view["heat_stack"] or {}).get("tenant_id")
+    tenant = _object(view["heat_stack"]).get("tenant_id")
     if not tenant and view["config"] is not None:
         try:
             tenant = parse_envelope(rtype, rid, view["config"]).tenant_id
@@ -154,25 +159,35 @@ def _live_stack(view: dict[str, Any], rtype: str, rid: str) -> dict[str, Any] | 
     tenant = _tenant(view, rtype, rid)
     if not (settings.heat_url or settings.keystone) or not tenant:
         return None
-    name = (view["heat_stack"] or {}).get("stack_id") or f"{rtype}_{rid}"
-    stack = HeatClient(settings, tenant).get(name)
+    name = _object(view["heat_stack"]).get("stack_id") or f"{rtype}_{rid}"
+    try:
+        stack = HeatClient(settings, tenant).get(name)
+    except HeatError as exc:  # every etcd row still shows; the stack says why Heat could not
+        return {"stack_name": name, "stack_status": "unreachable", "status_reason": f"unreachable: {exc}"}
     if stack is None:
         return {"stack_name": name, "stack_status": "ABSENT", "status_reason": "Heat has no such stack"}
     return {"stack_name": stack.name, "stack_status": stack.status, "status_reason": stack.status_reason}
 
 
+def _config_status(config: Any) -> str:
+    if config is None:
+        return "absent"
+    if not isinstance(config, dict):
+        return "not a JSON object"
+    return "marked for deletion" if config.get("marked_for_deletion") else "present"
+
+
 def view_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per source, so versions and statuses line up side by side."""
-    config, state, monitoring = view["config"] or {}, view["state"] or {}, view["monitoring"] or {}
-    stack, workflow, live = view["heat_stack"] or {}, view["workflow"], view["heat"]
+    config, state, monitoring = (_object(view[name]) for name in ("config", "state", "monitoring"))
+    stack, workflow, live = _object(view["heat_stack"]), _object(view["workflow"]), view["heat"]
     rows = [
-        {"source": "config", "version": config.get("version"),
-         "status": "marked for deletion" if config.get("marked_for_deletion") else ("present" if config else "absent")},
+        {"source": "config", "version": config.get("version"), "status": _config_status(view["config"])},
         {"source": "state", "version": state.get("version"),
-         "status": (state.get("state") or {}).get("worker_state", "absent"), "detail": state.get("error")},
+         "status": _object(state.get("state")).get("worker_state", "absent"), "detail": state.get("error")},
         {"source": "monitoring", "version": monitoring.get("version"),
          "status": ", ".join(f"{k}: {v}" for k, v in monitoring.items() if k != "version") or "absent"},
-        {"source": "workflow", "version": (workflow or {}).get("version"),
+        {"source": "workflow", "version": workflow.get("version"),
          "status": f"{workflow.get('action')} in flight" if workflow else "none"},
         {"source": "stack (etcd)", "status": stack.get("stack_status", "absent"), "detail": stack.get("status_reason")},
         {"source": "stack (Heat)", "status": live["stack_status"] if live else "not asked",

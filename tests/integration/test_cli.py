@@ -319,15 +319,30 @@ def test_watch_lists_config_then_stops_cleanly_on_sigterm(private_etcd, tmp_path
         assert proc.wait(30) == 0
 
 
-def test_state_show_says_in_one_line_when_heat_is_unreachable_and_no_heat_skips_it(private_etcd):
+def test_state_show_shows_every_etcd_row_and_the_stack_as_unreachable_when_heat_is_down(private_etcd):
     store, env = private_etcd
     put_config(store, "ese_device", seed.device_body())
     heat_env = {**env, "ESIPROV_HEAT_URL": f"http://127.0.0.1:{free_port()}/v1/{{tenant_id}}",
                 "ESIPROV_HEAT_TOKEN": "never-shown-token"}
-    error = one_line_error(esiprov(heat_env, "state", "show", "ese_device", seed.DEVICE_ID), 1)
-    assert error.startswith(f"esiprov: Heat: show stack ese_device_{seed.DEVICE_ID}:") and "never-shown" not in error
+    shown = esiprov(heat_env, "state", "show", "ese_device", seed.DEVICE_ID, "--json")
+    assert shown.returncode == 0, shown.stderr
+    view = as_json(shown)
+    assert view["config"]["version"] == 1
+    assert view["heat"]["stack_status"] == "unreachable"
+    assert view["heat"]["status_reason"].startswith(f"unreachable: show stack ese_device_{seed.DEVICE_ID}:")
+    table = esiprov(heat_env, "state", "show", "ese_device", seed.DEVICE_ID)
+    assert table.returncode == 0 and "unreachable" in table.stdout
+    assert "never-shown" not in shown.stdout + shown.stderr + table.stdout + table.stderr
     skipped = as_json(esiprov(heat_env, "state", "show", "ese_device", seed.DEVICE_ID, "--no-heat", "--json"))
     assert skipped["heat"] is None and skipped["config"]["version"] == 1
+
+
+def test_state_show_of_a_config_that_is_not_a_json_object_shows_it_as_such(private_etcd):
+    store, env = private_etcd
+    store.put(keys.config("ese_device", "not-an-object"), ["a", "list"])
+    shown = esiprov(env, "state", "show", "ese_device", "not-an-object")
+    assert shown.returncode == 0, shown.stderr
+    assert "not a JSON object" in shown.stdout and "Traceback" not in shown.stderr
 
 
 @pytest.mark.parametrize("urls, shown", [
