@@ -181,14 +181,14 @@ class Store:
         return entries, response.header.revision
 
     def scan(self, start: str, end: str | None = None, keys_only: bool = False,
-             page: int = SCAN_PAGE) -> Iterator[Entry]:
+             page: int = SCAN_PAGE, revision: int | None = None) -> Iterator[Entry]:
         """Entries from ``start`` up to ``end`` (exclusive; default: every key with prefix ``start``) in key order.
 
-        Read ``page`` keys per request, every page at the first one's revision: memory stays
-        flat however many keys there are, and the whole scan is one consistent snapshot.
+        Read ``page`` keys per request, every page at the first one's revision (or at ``revision``):
+        memory stays flat however many keys there are, and the whole scan is one consistent snapshot.
         """
         end_key = end.encode() if end is not None else pyetcd.utils.prefix_range_end(start.encode())
-        key, revision = start.encode(), None
+        key = start.encode()
         while True:
             response = self._call(self._client.get_range_response, key, end_key, limit=page,
                                   revision=revision, keys_only=keys_only)
@@ -198,6 +198,47 @@ class Store:
             if not response.more or not response.kvs:
                 return
             key = response.kvs[-1].key + b"\0"
+
+    def scan_resources(self, prefix: str, keys_only: bool = False, page: int = SCAN_PAGE) -> Iterator[Entry]:
+        """What ``scan(prefix)`` gives for a ``<prefix><plural>/<id>`` family (/state/v2.0/, ...), read in short
+        key ranges: one per resource type and first character of the id.
+
+        Why: for every page etcd walks its index from the page's first key to the range's end
+        (3.4 to collect it, 3.5 to count it), so paging through one range of n keys costs
+        n²/page steps: seconds at 100,000 resources. Short ranges keep every walk short. They
+        are found by reading one key at a time (a skip scan), all at the first request's
+        revision: still one consistent snapshot.
+        """
+        at: list[int | None] = [None]  # the snapshot's revision, set by the first request
+        for start, end in self._id_ranges(prefix, at):
+            yield from self.scan(start, end, keys_only, page, at[0])
+
+    def _first_key(self, start: str, end: str, revision: list[int | None]) -> str | None:
+        """The first key in [start, end) at ``revision[0]`` (set from this request when None)."""
+        response = self._call(self._client.get_range_response, start.encode(), end.encode(), limit=1,
+                              revision=revision[0], keys_only=True)
+        revision[0] = revision[0] or response.header.revision
+        return response.kvs[0].key.decode() if response.kvs else None
+
+    def _id_ranges(self, prefix: str, revision: list[int | None]) -> Iterator[tuple[str, str]]:
+        """[start, end) ranges covering every key under ``prefix``: per ``<plural>/`` and first id character."""
+        start, end = prefix, _after(prefix)
+        while (key := self._first_key(start, end, revision)) is not None:
+            plural, slash, _ = key[len(prefix):].partition("/")
+            if not slash:  # a key right under the prefix, not a resource's
+                yield key, key + "\0"
+                start = key + "\0"
+                continue
+            yield from self._first_char_ranges(f"{prefix}{plural}/", revision)
+            start = _after(f"{prefix}{plural}/")
+
+    def _first_char_ranges(self, prefix: str, revision: list[int | None]) -> Iterator[tuple[str, str]]:
+        start, end = prefix, _after(prefix)
+        while (key := self._first_key(start, end, revision)) is not None:
+            rest = key[len(prefix):]
+            # ASCII first characters get a range each (ids are UUIDs or names); anything else, the rest
+            start = f"{prefix}{chr(ord(rest[0]) + 1)}" if rest and ord(rest[0]) < 0x7F else end
+            yield key, start
 
     def count(self, prefix: str) -> int:
         """How many keys start with ``prefix`` (etcd counts them; nothing is transferred)."""
@@ -298,6 +339,11 @@ class Store:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _after(prefix: str) -> str:
+    """The first string after every string that starts with ``prefix`` (a prefix's range end)."""
+    return pyetcd.utils.prefix_range_end(prefix.encode()).decode()
 
 
 def _change(event: Any) -> Change:
