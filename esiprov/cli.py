@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
@@ -29,6 +29,10 @@ from esiprov.heat import HeatClient, HeatError
 from esiprov.model import BadConfig, parse_envelope
 from esiprov.settings import ConfigError, current
 from esiprov.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from esiprov.metrics import MetricsServer
+    from esiprov.watcher import Watcher
 
 log = logging.getLogger("esiprov")
 
@@ -111,13 +115,28 @@ def _sender() -> Celery:
 def cmd_watch(args: argparse.Namespace) -> int:
     from esiprov.watcher import Watcher
 
-    watcher = Watcher(_store(), _sender())
+    store = _store()
+    watcher = Watcher(store, _sender())
+    server = _metrics_server(store, watcher)
     signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     try:
         watcher.run()
     except KeyboardInterrupt:
         watcher.stop()
+    finally:
+        if server is not None:
+            server.stop()
     return EXIT_OK
+
+
+def _metrics_server(store: Store, watcher: Watcher) -> MetricsServer | None:
+    """/metrics and /healthz of this watcher when ESIPROV_METRICS_ADDRESS is set (esiprov.metrics), else None."""
+    address = current().metrics_address
+    if address is None:
+        return None
+    from esiprov import metrics  # imported late: only a watcher that serves metrics pays for it
+
+    return metrics.serve(address, store, watcher)
 
 
 def cmd_templates_load(args: argparse.Namespace) -> int:

@@ -26,6 +26,9 @@ WATCHER_HEARTBEAT = f"{WORKER}watcher/heartbeat"
 HOLDS = f"{WORKER}holds/{API}/"
 #: workflows claimed in etcd whose messages could not be handed to the broker
 UNSENT = f"{WORKER}unsent/{API}/"
+#: written by esiprov, read by the API server: each resource's composed state and monitoring status
+STATE = f"/state/{API}/"
+MONITORING = f"/monitoring/{API}/"
 
 
 def plural(rtype: str) -> str:
@@ -93,11 +96,11 @@ def failure(job_id: str) -> str:
 
 
 def state(rtype: str, rid: str) -> str:
-    return f"/state/{API}/{plural(rtype)}/{rid}"
+    return f"{STATE}{plural(rtype)}/{rid}"
 
 
 def monitoring(rtype: str, rid: str) -> str:
-    return f"/monitoring/{API}/{plural(rtype)}/{rid}"
+    return f"{MONITORING}{plural(rtype)}/{rid}"
 
 
 def resource_of(key: str, prefix: str = CONFIG) -> tuple[str, str] | None:

@@ -96,6 +96,8 @@ class Settings:
     retry_attempts: int = 6
     #: upper bound, in seconds, of the exponential backoff (with full jitter) between those retries
     retry_backoff_max: float = 60.0
+    #: where ``esiprov watch`` serves /metrics and /healthz; None: not served
+    metrics_address: Endpoint | None = None
 
     def community(self, token: str) -> str:
         """The real community for a template token; an unmapped token is the community itself."""
@@ -133,6 +135,19 @@ def _endpoints(raw: str) -> tuple[Endpoint, ...]:
     if not endpoints:
         raise ConfigError("ESIPROV_ETCD_ENDPOINTS is empty")
     return tuple(endpoints)
+
+
+def _listen_address(raw: str | None) -> Endpoint | None:
+    """ESIPROV_METRICS_ADDRESS: ``host:port`` (``[v6 address]:port`` for IPv6) to listen on, or None when unset."""
+    name = "ESIPROV_METRICS_ADDRESS"
+    if not raw:
+        return None
+    host, sep, port = raw.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c in host for c in "/[] "):
+        raise ConfigError(f"{name}: {raw!r} is not host:port (e.g. 127.0.0.1:9465, 0.0.0.0:9465 or [::]:9465)")
+    return Endpoint(host, _port(name, port))
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -375,6 +390,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         resend_after=_number(env, "ESIPROV_RESEND_AFTER", 600.0),
         retry_attempts=int(_number(env, "ESIPROV_RETRY_ATTEMPTS", 6, int)),
         retry_backoff_max=_number(env, "ESIPROV_RETRY_BACKOFF_MAX", 60.0),
+        metrics_address=_listen_address(env.get("ESIPROV_METRICS_ADDRESS")),
     )
 
 
