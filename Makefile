@@ -11,8 +11,10 @@ VENV := .venv
 HEAT_VENV := .venv-heat
 FLOWER_PORT ?= 5555
 # Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian;
-# systemd: systemd-analyze verifies deploy/'s units; installing it needs no systemd running, as in a container).
-DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev systemd
+# systemd: systemd-analyze verifies deploy/'s units; installing it needs no systemd running, as in a container;
+# prometheus: promtool and the server the metrics tests run on a free port of their own; its packaged
+# service, on :9090, does not start without systemd, and the tests never use it).
+DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev systemd prometheus
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
@@ -30,6 +30,10 @@ from esiprov.heat import HeatError
 from esiprov.output import age, console, one_line, print_json, stream_json, stream_table, table
 from esiprov.settings import ConfigError, current
 from esiprov.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from esiprov.metrics import MetricsServer
+    from esiprov.watcher import Watcher
 
 log = logging.getLogger("esiprov")
 
@@ -108,13 +112,28 @@ def _type(store: Store, name: str | None) -> str | None:
 def cmd_watch(args: argparse.Namespace) -> int:
     from esiprov.watcher import Watcher
 
-    watcher = Watcher(_store(), _sender())
+    store = _store()
+    watcher = Watcher(store, _sender())
+    server = _metrics_server(store, watcher)
     signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     try:
         watcher.run()
     except KeyboardInterrupt:
         watcher.stop()
+    finally:
+        if server is not None:
+            server.stop()
     return EXIT_OK
+
+
+def _metrics_server(store: Store, watcher: Watcher) -> MetricsServer | None:
+    """/metrics and /healthz of this watcher when ESIPROV_METRICS_ADDRESS is set (esiprov.metrics), else None."""
+    address = current().metrics_address
+    if address is None:
+        return None
+    from esiprov import metrics  # imported late: only a watcher that serves metrics pays for it
+
+    return metrics.serve(address, store, watcher)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -29,6 +29,9 @@ WATCHER_HEARTBEAT = f"{WORKER}watcher/heartbeat"
 HOLDS = f"{WORKER}holds/{API}/"
 #: workflows claimed in etcd whose messages could not be handed to the broker
 UNSENT = f"{WORKER}unsent/{API}/"
+#: written by esiprov, read by the API server: each resource's composed state and monitoring status
+STATE = f"/state/{API}/"
+MONITORING = f"/monitoring/{API}/"
 
 
 def plural(rtype: str) -> str:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from esiprov.store import Compare, Store, StoreError
 
@@ -32,6 +33,9 @@ class Leadership:
         self.ttl = ttl
         self.name = identity()
         self.lease: int | None = None
+        #: monotonic time etcd last answered this campaign (a grant, a put-if-absent, a refresh);
+        #: None before the first answer and after a failed request, until one succeeds again
+        self.answered_at: float | None = None
 
     def campaign(self, stopped: threading.Event) -> bool:
         """Block until this process leads (True) or ``stopped`` is set (False)."""
@@ -48,12 +52,18 @@ class Leadership:
 
     def try_acquire(self) -> bool:
         """Take the key on a new lease if nobody holds it; True when this process now holds it."""
-        lease = self.store.grant(self.ttl)
-        if self.store.commit([Compare.absent(self.key)], {self.key: {"holder": self.name}}, lease=lease):
+        try:
+            lease = self.store.grant(self.ttl)
+            acquired = self.store.commit([Compare.absent(self.key)], {self.key: {"holder": self.name}}, lease=lease)
+            if not acquired:
+                self.store.revoke(lease)
+        except StoreError:
+            self.lost_contact()
+            raise
+        self.answered_at = time.monotonic()
+        if acquired:
             self.lease = lease
-            return True
-        self.store.revoke(lease)
-        return False
+        return acquired
 
     def keep(self) -> bool:
         """Refresh the lease; False once leadership is lost (lease expired or etcd unreachable)."""
@@ -63,11 +73,20 @@ class Leadership:
             alive = self.store.refresh(self.lease)
         except StoreError as exc:
             log.warning("cannot refresh the leader lease: %s", exc)
-            alive = False
-        if not alive:
-            log.warning("%s lost leadership of %s", self.name, self.key)
-            self.lease = None
-        return alive
+            self.lost_contact()
+            return self._lost()
+        self.answered_at = time.monotonic()
+        return alive or self._lost()
+
+    def _lost(self) -> bool:
+        """Leadership is gone (the lease expired, or etcd did not answer): False, for keep()."""
+        log.warning("%s lost leadership of %s", self.name, self.key)
+        self.lease = None
+        return False
+
+    def lost_contact(self) -> None:
+        """etcd failed a request of this campaign (or the watch built on it broke): not alive until it answers again."""
+        self.answered_at = None
 
     def resign(self) -> None:
         if self.lease is not None:

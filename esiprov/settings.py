@@ -98,6 +98,8 @@ class Settings:
     retry_backoff_max: float = 60.0
     #: "text" lines for people, or "json": one object per line for a log pipeline (esiprov.logs)
     log_format: str = "text"
+    #: where ``esiprov watch`` serves /metrics and /healthz; None: not served
+    metrics_address: Endpoint | None = None
 
     @property
     def etcd_login(self) -> tuple[str, str] | None:
@@ -162,6 +164,19 @@ def _endpoints(raw: str) -> tuple[tuple[Endpoint, ...], bool | None]:
                           + ": one cluster, one form")
     scheme = schemes.pop()
     return tuple(endpoint for endpoint, _ in parsed), None if scheme is None else ETCD_SCHEMES[scheme]
+
+
+def _listen_address(raw: str | None) -> Endpoint | None:
+    """ESIPROV_METRICS_ADDRESS: ``host:port`` (``[v6 address]:port`` for IPv6) to listen on, or None when unset."""
+    name = "ESIPROV_METRICS_ADDRESS"
+    if not raw:
+        return None
+    host, sep, port = raw.strip().rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c in host for c in "/[] "):
+        raise ConfigError(f"{name}: {raw!r} is not host:port (e.g. 127.0.0.1:9465, 0.0.0.0:9465 or [::]:9465)")
+    return Endpoint(host, _port(name, port))
 
 
 def _secret(env: Mapping[str, str], name: str) -> str | None:
@@ -428,6 +443,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         retry_attempts=int(_number(env, "ESIPROV_RETRY_ATTEMPTS", 6, int)),
         retry_backoff_max=_number(env, "ESIPROV_RETRY_BACKOFF_MAX", 60.0),
         log_format=_choice(env, "ESIPROV_LOG_FORMAT", ("text", "json")),
+        metrics_address=_listen_address(env.get("ESIPROV_METRICS_ADDRESS")),
     )
 
 

@@ -206,6 +206,47 @@ class Store:
         """etcd's current revision (a read of nothing: a count of the keys under a prefix nobody uses)."""
         return self._call(self._client.get_prefix_response, "\0", count_only=True).header.revision
 
+    def scan_resources(self, prefix: str, keys_only: bool = False, page: int = SCAN_PAGE) -> Iterator[Entry]:
+        """What ``scan(prefix)`` gives for a ``<prefix><plural>/<id>`` family (/state/v2.0/, ...), read in short
+        key ranges: one per resource type and first character of the id.
+
+        Why: for every page etcd walks its index from the page's first key to the range's end
+        (3.4 to collect it, 3.5 to count it), so paging through one range of n keys costs
+        n²/page steps: seconds at 100,000 resources. Short ranges keep every walk short. They
+        are found by reading one key at a time (a skip scan), all at the first request's
+        revision: still one consistent snapshot.
+        """
+        at: list[int | None] = [None]  # the snapshot's revision, set by the first request
+        for start, end in self._id_ranges(prefix, at):
+            yield from self.scan(start, end, keys_only, page, at[0])
+
+    def _first_key(self, start: str, end: str, revision: list[int | None]) -> str | None:
+        """The first key in [start, end) at ``revision[0]`` (set from this request when None)."""
+        response = self._call(self._client.get_range_response, start.encode(), end.encode(), limit=1,
+                              revision=revision[0], keys_only=True)
+        revision[0] = revision[0] or response.header.revision
+        return response.kvs[0].key.decode() if response.kvs else None
+
+    def _id_ranges(self, prefix: str, revision: list[int | None]) -> Iterator[tuple[str, str]]:
+        """[start, end) ranges covering every key under ``prefix``: per ``<plural>/`` and first id character."""
+        start, end = prefix, _after(prefix)
+        while (key := self._first_key(start, end, revision)) is not None:
+            plural, slash, _ = key[len(prefix):].partition("/")
+            if not slash:  # a key right under the prefix, not a resource's
+                yield key, key + "\0"
+                start = key + "\0"
+                continue
+            yield from self._first_char_ranges(f"{prefix}{plural}/", revision)
+            start = _after(f"{prefix}{plural}/")
+
+    def _first_char_ranges(self, prefix: str, revision: list[int | None]) -> Iterator[tuple[str, str]]:
+        start, end = prefix, _after(prefix)
+        while (key := self._first_key(start, end, revision)) is not None:
+            rest = key[len(prefix):]
+            # ASCII first characters get a range each (ids are UUIDs or names); anything else, the rest
+            start = f"{prefix}{chr(ord(rest[0]) + 1)}" if rest and ord(rest[0]) < 0x7F else end
+            yield key, start
+
     def count(self, prefix: str) -> int:
         """How many keys start with ``prefix`` (etcd counts them; nothing is transferred)."""
         return self._call(self._client.get_prefix_response, prefix, count_only=True).count
@@ -305,6 +346,11 @@ class Store:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _after(prefix: str) -> str:
+    """The first string after every string that starts with ``prefix`` (a prefix's range end)."""
+    return pyetcd.utils.prefix_range_end(prefix.encode()).decode()
 
 
 def _change(event: Any) -> Change:

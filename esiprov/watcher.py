@@ -7,18 +7,23 @@ watch (etcd down, compaction) and after a silent one: the leader puts a
 heartbeat (with its last processed revision) every few seconds and watches it
 on the same stream; a stream that delivers not even that is dead. One
 resource's failure is logged and never stops the loop.
+
+Every instance, leader or standby, tells esiprov.metrics (its /metrics and
+/healthz) whether it leads, whether its etcd session is alive, and what it has
+done since it started (``Activity``).
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from celery import Celery
 
 from esiprov import keys
 from esiprov.leader import Leadership
-from esiprov.reconcile import reconcile, resync
+from esiprov.reconcile import DISPATCHED, ERROR, reconcile, resync
 from esiprov.recovery import Recovery
 from esiprov.store import Store, StoreError
 
@@ -30,6 +35,26 @@ RELIST_PAUSE = 2.0
 HEARTBEAT = 2.0
 #: a watch stream silent for this many seconds (not even the heartbeat came through) is dead
 INACTIVITY = 10.0
+#: the etcd session counts as dead when etcd has not answered the campaign or the lease refresh for
+#: this long (they ask every LEASE_TTL / 3 or HEARTBEAT seconds; a request times out after 10 s)
+SESSION_SILENCE = 20.0
+
+
+@dataclass
+class Activity:
+    """What this watcher did since it started, for esiprov_watcher_* counters.
+
+    Only the watcher loop's thread writes them; the metrics server's thread reads them.
+    """
+
+    #: /config keys handled: watch events, and every key of each list
+    events: int = 0
+    #: workflows claimed and sent (a reconcile outcome of "dispatched")
+    dispatches: int = 0
+    #: reconciles that raised (logged; the next change or resync retries the resource)
+    reconcile_errors: int = 0
+    #: times the loop started over: a watch broke or went silent, leadership was lost, etcd did not answer
+    restarts: int = 0
 
 
 class Watcher:
@@ -44,6 +69,18 @@ class Watcher:
         self._cancel = lambda: None
         self._revision = 0
         self._last_seen = time.monotonic()
+        self.activity = Activity()
+
+    @property
+    def leading(self) -> bool:
+        """This process holds the leader lease (as of its last refresh)."""
+        return self.leadership.lease is not None
+
+    def session_alive(self) -> bool:
+        """etcd answered this watcher's campaign or lease refresh within SESSION_SILENCE seconds, and
+        no watch broke since: it leads, or stands by ready to."""
+        answered = self.leadership.answered_at
+        return answered is not None and time.monotonic() - answered < SESSION_SILENCE
 
     def handle(self, key: str) -> None:
         """Reconcile the resource behind a /config key; log, never raise."""
@@ -51,10 +88,13 @@ class Watcher:
         if found is None:
             return
         context = {"resource_type": found[0], "resource_id": found[1]}
+        self.activity.events += 1
         try:
             outcome = reconcile(self.store, self.app, *found)
             log.info("%s %s: %s", *found, outcome, extra=context)
+            self.activity.dispatches += outcome == DISPATCHED
         except Exception:  # noqa: BLE001 - one resource must not stop the watcher
+            self.activity.reconcile_errors += 1
             log.exception("%s %s: reconcile failed; the next change or resync retries it", *found, extra=context)
 
     def run(self) -> None:
@@ -67,10 +107,13 @@ class Watcher:
             except Exception as exc:  # noqa: BLE001 - the watcher must outlive etcd hiccups
                 if self._stopped.is_set():
                     break
+                self.leadership.lost_contact()  # unhealthy until etcd answers the next campaign
+                self.leadership.resign()  # and no longer leading while it pauses
                 log.warning("watch of %s broke (%s); relisting in %s s", keys.CONFIG, exc, RELIST_PAUSE)
                 self._stopped.wait(RELIST_PAUSE)
             finally:
                 self.leadership.resign()
+            self.activity.restarts += not self._stopped.is_set()
 
     def stop(self) -> None:
         self._stopped.set()
@@ -129,10 +172,13 @@ class Watcher:
 
         def progress(done: int, total: int) -> None:
             self._seen()
+            self.activity.events += 1
             if self._interrupted.is_set():
                 raise StoreError(f"the list stopped after {done} of {total} resources (leadership lost "
                                  "or etcd silent)")
         outcomes = resync(self.store, self.app, None, progress)
+        self.activity.dispatches += outcomes[DISPATCHED]
+        self.activity.reconcile_errors += outcomes[ERROR]
         summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "none"
         log.info("listed %s resources in %.1f s: %s", sum(outcomes.values()), time.monotonic() - started, summary)
 

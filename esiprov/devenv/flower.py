@@ -6,7 +6,9 @@ until a monitor asks (Flower does when it starts, and every 5 s after): so it
 must be capturing, and the workers sending, before the work it should show
 starts. ``start_flower`` waits for the first, ``wait_for_events`` for the second. Flower's ``/api`` answers without
 authentication only with ``FLOWER_UNAUTHENTICATED_API=true``; that is set here,
-for a server bound to loopback.
+for a server bound to loopback, unless the server is given a ``basic_auth``
+``user:password`` (passed as FLOWER_BASIC_AUTH, never on the command line), as
+an operator binding Flower beyond loopback would run it.
 """
 from __future__ import annotations
 
@@ -31,10 +33,13 @@ HTTP_TIMEOUT = 10.0
 class Flower(Service):
     """``celery -A tasks flower`` on ``url``, with its API open (loopback only)."""
 
-    def __init__(self, env: Mapping[str, str], log_dir: Path, port: int, name: str = "flower") -> None:
+    def __init__(self, env: Mapping[str, str], log_dir: Path, port: int, name: str = "flower",
+                 basic_auth: str | None = None) -> None:
         argv = [sys.executable, "-m", "celery", "-A", "tasks", "flower", "--address=127.0.0.1",
                 f"--port={port}", "--logging=debug"]
-        super().__init__(name, argv, log_dir, {**env, "FLOWER_UNAUTHENTICATED_API": "true"}, cwd=ROOT)
+        access = {"FLOWER_BASIC_AUTH": basic_auth} if basic_auth else {"FLOWER_UNAUTHENTICATED_API": "true"}
+        super().__init__(name, argv, log_dir, {**env, **access}, cwd=ROOT)
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
 
     def get(self, path: str, **params: Any) -> Any:
@@ -56,9 +61,9 @@ class Flower(Service):
             return response.read() == b"OK" and _logged(self, CAPTURING)
 
 
-def start_flower(env: Mapping[str, str], log_dir: Path, name: str = "flower") -> Flower:
+def start_flower(env: Mapping[str, str], log_dir: Path, name: str = "flower", basic_auth: str | None = None) -> Flower:
     """Start Flower against the broker of ``env`` (ESIPROV_*) and wait until it captures events."""
-    flower = Flower(env, log_dir, free_port(), name)
+    flower = Flower(env, log_dir, free_port(), name, basic_auth)
     flower.start(flower.ready, timeout=60)
     return flower
 

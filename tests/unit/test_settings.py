@@ -259,3 +259,21 @@ def test_redact_replaces_every_configured_secret_and_nothing_else() -> None:
     text = "etcd-pw br%40ker br@ker backend-pw heat-token snmp-community snmp os-pw esiprov TOKEN"
     assert settings.redact(text) == "*** *** *** *** *** *** *** *** esiprov TOKEN"
     assert Settings().redact("nothing to hide") == "nothing to hide"
+
+
+def test_metrics_are_not_served_unless_an_address_is_set() -> None:
+    assert from_env({}).metrics_address is None
+    assert from_env({"ESIPROV_METRICS_ADDRESS": ""}).metrics_address is None
+
+
+@pytest.mark.parametrize("raw, host, port", [("127.0.0.1:9465", "127.0.0.1", 9465), ("0.0.0.0:9465", "0.0.0.0", 9465),
+                                             ("localhost:80", "localhost", 80), ("[::]:9465", "::", 9465)])
+def test_a_metrics_address_is_host_and_port_with_ipv6_in_brackets(raw: str, host: str, port: int) -> None:
+    assert from_env({"ESIPROV_METRICS_ADDRESS": raw}).metrics_address == Endpoint(host, port)
+
+
+@pytest.mark.parametrize("raw", ["9465", ":9465", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:http",
+                                 "http://127.0.0.1:9465", "[::1:9465"])
+def test_a_metrics_address_that_is_not_host_and_port_stops_with_one_line_naming_the_variable(raw: str) -> None:
+    error = rejected({"ESIPROV_METRICS_ADDRESS": raw}, "^ESIPROV_METRICS_ADDRESS: ")
+    assert "\n" not in str(error)
