@@ -22,6 +22,7 @@ from pyetcd import etcdrpc  # noqa: E402
 from pyetcd import events as etcd_events  # noqa: E402
 from pyetcd import exceptions as etcd_exceptions  # noqa: E402
 
+from esiprov import keys  # noqa: E402
 from esiprov.settings import Settings  # noqa: E402
 
 #: seconds one etcd request may take before it counts as failed
@@ -179,7 +180,7 @@ class Store:
         Read in pages (``scan``): one answer for a whole prefix would exceed gRPC's 4 MB message
         limit past some 10,000 configs.
         """
-        revision = self.revision()
+        revision = self.revision(prefix)
         return list(self.scan(prefix, keys_only=keys_only, revision=revision)), revision
 
     def scan(self, start: str, end: str | None = None, keys_only: bool = False,
@@ -202,9 +203,10 @@ class Store:
                 return
             key = response.kvs[-1].key + b"\0"
 
-    def revision(self) -> int:
-        """etcd's current revision (a read of nothing: a count of the keys under a prefix nobody uses)."""
-        return self._call(self._client.get_prefix_response, "\0", count_only=True).header.revision
+    def revision(self, prefix: str = keys.WORKER) -> int:
+        """etcd's current revision, from a count under ``prefix`` (nothing is transferred; esiprov's etcd
+        role may read only its own prefixes, so the default is esiprov's own)."""
+        return self._call(self._client.get_prefix_response, prefix, count_only=True).header.revision
 
     def scan_resources(self, prefix: str, keys_only: bool = False, page: int = SCAN_PAGE) -> Iterator[Entry]:
         """What ``scan(prefix)`` gives for a ``<prefix><plural>/<id>`` family (/state/v2.0/, ...), read in short

@@ -12,6 +12,7 @@ an operator binding Flower beyond loopback would run it.
 """
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import urllib.parse
@@ -41,12 +42,20 @@ class Flower(Service):
         super().__init__(name, argv, log_dir, {**env, **access}, cwd=ROOT)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self._headers = {"Authorization": "Basic " + base64.b64encode(basic_auth.encode()).decode()} \
+            if basic_auth else {}
 
     def get(self, path: str, **params: Any) -> Any:
-        """GET ``path`` (``/api/tasks``, ...) with query ``params``; the decoded JSON answer."""
+        """GET ``path`` (``/api/tasks``, ...) with query ``params``, logged in if the server asks; the decoded JSON."""
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=HTTP_TIMEOUT) as response:
+        request = urllib.request.Request(f"{self.url}{path}{query}", headers=self._headers)
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
             return json.loads(response.read())
+
+    def hears(self, worker: Service) -> bool:
+        """Flower has received events from ``worker`` (started as ``-n <name>@...``) and counts it alive."""
+        found = self.get("/workers", json=1)["data"]
+        return any(str(w.get("hostname", "")).startswith(f"{worker.name}@") and w.get("status") for w in found)
 
     def tasks(self, **filters: Any) -> dict[str, dict[str, Any]]:
         """Flower's task records by task id (= esiprov job id): name, state, args, kwargs, result ...
@@ -68,6 +77,8 @@ def start_flower(env: Mapping[str, str], log_dir: Path, name: str = "flower", ba
     return flower
 
 
-def wait_for_events(worker: Service, timeout: float = 30.0) -> None:
-    """Block until ``worker`` sends task events: Flower turns them on when it starts, and every 5 s."""
-    wait_until(lambda: _logged(worker, EVENTS_ON), timeout, f"task events from {worker.name}")
+def wait_for_events(flower: Flower, worker: Service, timeout: float = 30.0) -> None:
+    """Block until ``worker`` sends events and ``flower`` receives them (the worker's heartbeats reach it):
+    Flower turns them on when it starts, and every 5 s; its subscription may come a moment later."""
+    wait_until(lambda: _logged(worker, EVENTS_ON) and flower.hears(worker), timeout,
+               f"Flower to hear the events of {worker.name}")

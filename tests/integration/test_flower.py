@@ -25,7 +25,7 @@ def flower(broker_pipeline, tmp_path_factory) -> Iterator[Flower]:
     except ServiceError as exc:
         pytest.fail(f"Flower did not start: {exc}", pytrace=False)
     with server:
-        wait_for_events(broker_pipeline.worker)
+        wait_for_events(server, broker_pipeline.worker)
         yield server
 
 

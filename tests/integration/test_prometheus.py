@@ -80,7 +80,7 @@ def scraped(heat_server, switches, tmp_path_factory: pytest.TempPathFactory) -> 
         stack.enter_context(leading)
         standing_by, standby = start_watcher_with_metrics(env, logs, "watcher-2", ready=STANDING_BY)
         stack.enter_context(standing_by)
-        wait_for_events(worker)
+        wait_for_events(flower, worker)
         fleet = Cluster(env, store, logs, heat_server.url, redis, etcd, uuid.uuid4().hex)
         device = fleet.devices(1)
         port = fleet.ports(device[0], 1)

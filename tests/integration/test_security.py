@@ -215,7 +215,7 @@ def secure_run(etcd: EtcdServer, etcd_env: dict[str, str], admin: Store, ca: Cer
         templates.save(admin, schema, [DOOMED])
         with start_flower(env, logs) as flower, start_worker(env, logs) as worker, \
                 start_watcher(env, logs) as watcher:
-            wait_for_events(worker)
+            wait_for_events(flower, worker)
             device, doomed = device_body(), device_body(existing="doomed")
             states = _lifecycle(admin, device, doomed)
             commands = (["jobs", "list", "--failed"], ["state", "show", DEVICE, doomed["id"]])
