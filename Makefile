@@ -49,10 +49,12 @@ demo: deps venv heat-venv ## run the end-to-end demo on local services
 	$(VENV)/bin/python -m esiprov.devenv.demo
 
 # Every bench/*.py is a benchmark run as `python -m bench.<name>`, except these helpers it uses.
-BENCH_HELPERS := __init__ heatsim barechain
+BENCH_HELPERS := __init__ heatsim barechain costs realheat spy wire
 BENCHES := $(filter-out $(BENCH_HELPERS),$(basename $(notdir $(wildcard bench/*.py))))
 
-bench: deps venv ## run every bench/*.py benchmark on local services (figures and machine: bench/RESULTS.md)
+bench: deps venv heat-venv ## run every bench/*.py benchmark on local services (figures and machine: bench/RESULTS.md)
+	@# the profiler and the CPU counters the pipeline bench uses (not needed by esiprov itself)
+	@test -x $(VENV)/bin/py-spy && $(VENV)/bin/python -c 'import psutil' 2>/dev/null || $(VENV)/bin/pip install -q py-spy psutil
 	@set -e; for name in $(BENCHES); do echo "== bench.$$name"; $(VENV)/bin/python -m bench.$$name; done
 
 flower: venv ## run Flower on 127.0.0.1:FLOWER_PORT (5555); FLOWER_UNAUTHENTICATED_API=true opens its /api without auth
