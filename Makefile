@@ -49,7 +49,7 @@ demo: deps venv heat-venv ## run the end-to-end demo on local services
 	$(VENV)/bin/python -m esiprov.devenv.demo
 
 # Every bench/*.py is a benchmark run as `python -m bench.<name>`, except these helpers it uses.
-BENCH_HELPERS := __init__ heatsim barechain costs realheat spy wire
+BENCH_HELPERS := __init__ heatsim barechain costs realheat running spy wire
 BENCHES := $(filter-out $(BENCH_HELPERS),$(basename $(notdir $(wildcard bench/*.py))))
 
 bench: deps venv heat-venv ## run every bench/*.py benchmark on local services (figures and machine: bench/RESULTS.md)

@@ -85,6 +85,19 @@ class Spent:
     snmp: int | None = None
     cpu: dict[str, float] = field(default_factory=dict)
 
+    def add(self, other: Spent) -> None:
+        """Add another window's deltas to these."""
+        self.seconds += other.seconds
+        self.etcd_writes += other.etcd_writes
+        self.etcd_reads += other.etcd_reads
+        self.etcd_requests.update(other.etcd_requests)
+        self.redis.update(other.redis)
+        self.heat.update(other.heat)
+        if other.snmp is not None:
+            self.snmp = (self.snmp or 0) + other.snmp
+        for name, seconds in other.cpu.items():
+            self.cpu[name] = self.cpu.get(name, 0.0) + seconds
+
 
 @dataclass
 class Costs:

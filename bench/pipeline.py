@@ -16,7 +16,7 @@ side by side in the same run (with the load average, since the machine is shared
    over 1,000 and 10,000 applied configs;
 6. a py-spy profile of the default worker during a throughput batch (bench/spy.py).
 
-    python -m bench.pipeline [--resources 300] [--chains 1000] [--slow 200] [--build-time 5]
+    python -m bench.pipeline [--resources 300] [--chains 1500] [--rounds 2] [--slow 200] [--build-time 5]
                              [--ports 20] [--latency 100] [--latency-rate 5] [--resync 10000]
                              [--skip FIGURES] [--setting ESIPROV_X=value ...]
 
@@ -26,6 +26,7 @@ starts (to try a setting; the figures in bench/RESULTS.md are taken on the defau
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -36,7 +37,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ from typing import Any
 
 from bench.costs import Costs, Spent, cost_lines, per, percentile, verdict
 from bench.heatsim import HeatSim
+from bench.running import running, wait_for
 from bench.spy import Profile
 from bench.wire import wire_counter
 from esiprov import keys, templates
@@ -128,8 +130,7 @@ class Arrivals:
     def wait(self, count: int, timeout: float, what: str) -> None:
         """Block until ``count`` keys have arrived."""
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self.first) >= count, timeout):
-                raise TimeoutError(f"{len(self.first)} of {count} {what} after {timeout:.0f} s")
+            wait_for(self._cond, lambda: len(self.first) >= count, timeout, f"{count} {what}")
 
     def close(self) -> None:
         self._cancel()
@@ -198,23 +199,52 @@ def default_pool() -> tuple[str, int]:
     return celeryconfig.worker_pool, celeryconfig.worker_concurrency
 
 
-def bare_chains(args: argparse.Namespace, env: dict[str, str], logs: Path, costs: Costs,
-                pids: dict[str, int], label: str) -> tuple[float, Spent]:
-    """Chains/s of the baseline on a worker with the default worker's pool and concurrency."""
+def throughput(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, costs: Costs,
+               pids: dict[str, int]) -> tuple[float, float]:
+    """Figures 1 and 4: esiprov's batches on the default worker (running) and the bare chain's on a worker
+    with its pool and concurrency, alternated (bare, esiprov, bare, ..., bare), so that a load coming or
+    going during the run weighs on both sides alike; each side's rate is its total count over its total
+    time. Returns (resources/s, chains/s)."""
     from bench import barechain
     pool, concurrency = default_pool()
-    with start_worker(env, logs, f"bare-{label}", concurrency, app="bench.barechain", pool=pool) as worker:
+    per_batch, per_bare = args.resources // args.rounds, args.chains // (args.rounds + 1)
+    bare_spent, esiprov_spent = Spent(), Spent()
+    bare_rates: list[float] = []
+    batches: list[Batch] = []
+    with running(start_worker(env, logs, "bare", concurrency, app="bench.barechain", pool=pool)) as worker:
         pids["bare worker"] = pid_of(worker)
         barechain.run(20)  # warm-up
-        with costs.window() as spent:
-            seconds, polls = barechain.run(args.chains)
-        spent.redis["get"] -= polls  # the bench's own polls of the counter
+        for n in range(args.rounds + 1):
+            with costs.window() as spent:
+                seconds, polls = barechain.run(per_bare)
+            spent.redis["get"] -= polls  # the bench's own polls of the counter
+            bare_spent.add(spent)
+            bare_rates.append(per_bare / seconds)
+            if n < args.rounds:
+                batches.append(run_batch(store, costs, f"fast{n}", per_batch, 300))
+                esiprov_spent.add(batches[-1].spent)
         del pids["bare worker"]
-    rate = args.chains / seconds
-    say(f"1. bare Celery chain ({label}; 3 no-op tasks + callback; acks late, JSON, results in Redis, Celery's "
-        f"defaults otherwise; -P {pool} -c {concurrency}): {rate:.1f} chains/s ({args.chains} in {seconds:.1f} s) "
-        f"[{load()}]")
-    return rate, spent
+    bare = per_bare * len(bare_rates) / sum(per_bare / rate for rate in bare_rates)
+    count = per_batch * len(batches)
+    rate = count / sum(batch.seconds for batch in batches)
+    outcomes = sum((Counter(batch.outcomes) for batch in batches), Counter())
+    ratio = rate / bare
+    say(f"1. bare Celery chain (3 no-op tasks + callback; acks late, JSON, results in Redis, Celery's defaults "
+        f"otherwise; -P {pool} -c {concurrency}): {bare:.1f} chains/s ({per_bare} x {len(bare_rates)}: "
+        + ", ".join(f"{r:.1f}" for r in bare_rates) + f") [{load()}]")
+    say(f"1. esiprov, default worker (`celery -A tasks worker`: {pool}, {concurrency}), instant stacks (heatsim): "
+        f"{rate:.1f} resources/s ({per_batch} x {len(batches)} between them: "
+        + ", ".join(f"{b.rate:.1f}" for b in batches) + f"; {dict(outcomes)}) [{load()}]")
+    say(f"1. ratio esiprov / bare chain: {ratio:.2f} (target >= {RATIO_TARGET}: {verdict(ratio >= RATIO_TARGET)})")
+    for line in cost_lines(esiprov_spent, count):
+        say(f"4. {line}")
+    chains = per_bare * len(bare_rates)
+    say(f"4. the bare chain for comparison: Redis commands/chain {per(bare_spent.redis, chains, top=8)}; "
+        f"CPU ms/chain: bare worker {bare_spent.cpu.get('bare worker', 0) * 1000 / chains:.1f}, "
+        f"redis {bare_spent.cpu.get('redis', 0) * 1000 / chains:.1f}, "
+        f"bench (the submitter) {bare_spent.cpu.get('bench', 0) * 1000 / chains:.1f} "
+        f"(window {bare_spent.seconds:.1f} s, total {sum(bare_spent.cpu.values()) / bare_spent.seconds:.2f} cores)")
+    return rate, bare
 
 
 # --- figures 1, 4, 5, 6 and 2 on the default worker -------------------------------------------
@@ -229,55 +259,45 @@ def latency(store: Store, count: int, rate: float, timeout: float) -> list[float
             if keys.hold(RTYPE, rid) in holds.first]
 
 
-def bare_profile(args: argparse.Namespace, env: dict[str, str], logs: Path) -> None:
-    """The same profile of the bare chain's worker: Celery's own cost per task, for comparison."""
+def profiles(worker: int, label: str, name: str, unit: str, run: Callable[[], tuple[int, float]],
+             logs: Path) -> None:
+    """Figure 6 for one worker: a GIL profile during one batch, then its consumer thread's wall time
+    during another (raw profiles in ``logs``/``name``-*.txt); ``run`` runs a batch, returns (count, seconds)."""
+    with Profile(worker, logs / f"{name}-gil.txt") as gil:
+        done, seconds = run()
+    say(f"6. py-spy --gil on the {label} ({done} {unit}s, {done / seconds:.1f}/s while sampled) [{load()}]:")
+    for line in gil.summary(done, unit):
+        say(f"   {line}")
+    with Profile(worker, logs / f"{name}-consumer.txt", consumer=True) as consumer:
+        done, seconds = run()
+    say(f"6. the {label}'s consumer thread, wall time ({done} {unit}s, {done / seconds:.1f}/s while sampled): "
+        f"{consumer.consumer_summary()}")
+
+
+def bare_profiles(args: argparse.Namespace, env: dict[str, str], logs: Path) -> None:
+    """Figure 6 on the bare chain's worker: Celery's own cost per task, for comparison."""
     from bench import barechain
     pool, concurrency = default_pool()
-    chains = args.chains // 2
-    with start_worker(env, logs, "bare-profiled", concurrency, app="bench.barechain", pool=pool) as worker:
+    chains = args.chains // 3
+    with running(start_worker(env, logs, "bare-profiled", concurrency, app="bench.barechain", pool=pool)) as worker:
         barechain.run(20)
-        with Profile(pid_of(worker), logs / "bare-profile.txt") as profile:
-            seconds, _ = barechain.run(chains)
-    say(f"6. the same on the bare chain's worker ({chains} chains, {chains / seconds:.1f} chains/s while sampled; "
-        f"4 tasks a chain) [{load()}]:")
-    for line in profile.summary(chains, "chain"):
-        say(f"   {line}")
+        profiles(pid_of(worker), "bare chain's worker", "bare", "chain",
+                 lambda: (chains, barechain.run(chains)[0]), logs)
 
 
 def default_worker_figures(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store,
                            costs: Costs, pids: dict[str, int], heat: HeatSim) -> float:
     """Figures 1, 4, 6, 5 (latency) and 2 on one default worker; returns the bare chain's chains/s."""
-    pool, concurrency = default_pool()
-    with start_worker(env, logs, "worker") as worker:
+    with running(start_worker(env, logs, "worker")) as worker:
         pids["worker"] = pid_of(worker)
         run_batch(store, costs, "warm", 20, 120)
-        # the bare chain just before and just after esiprov's batch: a load that comes or goes
-        # during the run shows as a difference between the two
-        before, bare_spent = bare_chains(args, env, logs, costs, pids, "before")
-        fast = run_batch(store, costs, "fast", args.resources, 600)
-        say(f"1. esiprov, default worker (`celery -A tasks worker`: {pool}, {concurrency}), {args.resources} "
-            f"resources, instant stacks (heatsim): {fast.rate:.1f} resources/s ({fast.seconds:.1f} s, "
-            f"{fast.outcomes}) [{load()}]")
-        after, _ = bare_chains(args, env, logs, costs, pids, "after")
-        bare = (before + after) / 2
-        ratio = fast.rate / bare
-        say(f"1. ratio to the bare chain (mean of before and after, {bare:.1f} chains/s): {ratio:.2f} "
-            f"(target >= {RATIO_TARGET}: {verdict(ratio >= RATIO_TARGET)})")
-        for line in cost_lines(fast.spent, args.resources):
-            say(f"4. {line}")
-        say(f"4. the bare chain for comparison: Redis commands/chain {per(bare_spent.redis, args.chains, top=8)}; "
-            f"CPU ms/chain: bare worker {bare_spent.cpu.get('bare worker', 0) * 1000 / args.chains:.1f}, "
-            f"redis {bare_spent.cpu.get('redis', 0) * 1000 / args.chains:.1f}, "
-            f"bench (the submitter) {bare_spent.cpu.get('bench', 0) * 1000 / args.chains:.1f}")
+        _, bare = throughput(args, env, logs, store, costs, pids)
         if "6" not in args.skip:
-            with Profile(pids["worker"], logs / "worker-profile.txt") as profile:
-                profiled = run_batch(store, costs, "prof", args.resources, 600)
-            cores = profiled.spent.cpu.get("worker", 0) / profiled.spent.seconds
-            say(f"6. py-spy --gil on the default worker during another {args.resources}-resource batch "
-                f"({profiled.rate:.1f} resources/s while sampled; worker CPU {cores:.2f} cores) [{load()}]:")
-            for line in profile.summary(args.resources, "resource"):
-                say(f"   {line}")
-            bare_profile(args, env, logs)
+            def batch(tag: Iterator[int] = itertools.count()) -> tuple[int, float]:
+                found = run_batch(store, costs, f"prof{next(tag)}", args.resources // 2, 300)
+                return found.count, found.seconds
+            profiles(pids["worker"], "default worker", "worker", "resource", batch, logs)
+            bare_profiles(args, env, logs)
         if "5" not in args.skip:
             delays = latency(store, args.latency, args.latency_rate, 300)
             say(f"5. put -> the worker's hold on the resource written (it receives the heat_worker step), "
@@ -294,7 +314,7 @@ def slow_run(args: argparse.Namespace, store: Store, costs: Costs, heat: HeatSim
     """Figure 2, and where its time goes: when the creates went out, how late each finished stack was seen."""
     heat.configure(build_time=args.build_time)
     watch = {"create": f"{keys.HEAT_OPS}create:heat_worker:{RTYPE}:slow-", "seen": keys.heat_stack(RTYPE, "slow-")}
-    slow = run_batch(store, costs, "slow", args.slow, 900, watch)
+    slow = run_batch(store, costs, "slow", args.slow, 300, watch)
     heat.configure(build_time=0)
     say(f"2. {args.slow} resources x {args.build_time:g} s stacks, one default worker: {slow.seconds:.1f} s "
         f"from the first put to the last /state ({slow.outcomes}; target <= {SLOW_TARGET:g} s: "
@@ -312,10 +332,10 @@ def slow_run(args: argparse.Namespace, store: Store, costs: Costs, heat: HeatSim
 def prefork_contrast(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, costs: Costs,
                      pids: dict[str, int], bare: float) -> None:
     cores = os.cpu_count() or 1
-    with start_worker(env, logs, "prefork", cores, pool="prefork") as worker:
+    with running(start_worker(env, logs, "prefork", cores, pool="prefork")) as worker:
         pids["worker"] = pid_of(worker)
         run_batch(store, costs, "pwarm", 20, 120)
-        batch = run_batch(store, costs, "pre", args.resources, 600)
+        batch = run_batch(store, costs, "pre", args.resources, 300)
         del pids["worker"]
     say(f"1. contrast: esiprov on `-P prefork -c {cores}` (Celery's own default pool): {batch.rate:.1f} resources/s "
         f"({batch.seconds:.1f} s, {batch.outcomes}), {batch.rate / bare:.2f} of the bare chain; worker CPU "
@@ -386,7 +406,9 @@ def services(logs: Path) -> Iterator[tuple[ExitStack, dict[str, Any]]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--resources", type=int, default=300, help="resources of the throughput runs")
-    parser.add_argument("--chains", type=int, default=1000, help="bare chains of the baseline")
+    parser.add_argument("--chains", type=int, default=1500, help="bare chains of the baseline")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="esiprov batches of the throughput figure, between rounds+1 rounds of the bare chain")
     parser.add_argument("--slow", type=int, default=200, help="resources whose stacks take --build-time")
     parser.add_argument("--build-time", type=float, default=5.0)
     parser.add_argument("--ports", type=int, default=20, help="ports of figure 3, one at a time, on real Heat")
@@ -424,7 +446,7 @@ def main() -> None:
         costs = Costs(etcd.endpoint, redis_client, lambda: dict(pids), wire_counter(switches.port),
                       heat_counts=lambda: Counter(heat.stats()["requests"]))
         if "1" not in args.skip:
-            with start_watcher(env, logs) as watcher:
+            with running(start_watcher(env, logs)) as watcher:
                 pids["watcher"] = pid_of(watcher)
                 bare = default_worker_figures(args, env, logs, store, costs, pids, heat)
                 if "p" not in args.skip:

@@ -32,6 +32,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 
 from bench.costs import Costs, Spent, cost_lines, per, percentile, verdict
+from bench.running import running, wait_for
 from bench.wire import wire_counter
 from esiprov import keys, templates
 from esiprov.devenv import demo
@@ -87,8 +88,7 @@ class Timeline:
         def found() -> tuple[float, Change] | None:
             return next(((at, c) for at, c in self.of(rid) if c.key.startswith(prefix)), None)
         with self._cond:
-            if not self._cond.wait_for(lambda: found() is not None, timeout):
-                raise TimeoutError(f"no {prefix}... of {rid} after {timeout:.0f} s")
+            wait_for(self._cond, lambda: found() is not None, timeout, f"no {prefix}... of {rid}")
         return found()
 
     def close(self) -> None:
@@ -141,8 +141,8 @@ def real_heat(count: int, logs: Path, switches: Switches, switch: Switch, commun
         store = Store.connect(from_env(env))
         stack.callback(store.close)
         templates.save(store, *templates.load_dir(templates.SHIPPED))
-        worker = stack.enter_context(start_worker(env, logs, "worker"))
-        watcher = stack.enter_context(start_watcher(env, logs, "watcher"))
+        worker = stack.enter_context(running(start_worker(env, logs, "worker")))
+        watcher = stack.enter_context(running(start_watcher(env, logs, "watcher")))
         client = redis.client()
         stack.callback(client.close)
         pids = {"worker": worker.proc.pid, "watcher": watcher.proc.pid, "heat": heat._service.proc.pid,
@@ -185,23 +185,11 @@ def real_heat(count: int, logs: Path, switches: Switches, switch: Switch, commun
             rows.append({"esiprov": state_at - put_at, "heat": own, "checks": checks, "steps": steps,
                          "together": monitoring.revision == state.revision,
                          "monitoring_after": monitoring_at - state_at})
-            _add(spent_total, spent)
+            spent.etcd_writes -= 1  # the bench's config put
+            spent.etcd_requests["Put"] -= 1
+            spent_total.add(spent)
             copies.update(copy_requests)
         report(rows, spent_total, copies, count, say, load)
-
-
-def _add(total: Spent, spent: Spent) -> None:
-    total.seconds += spent.seconds
-    total.etcd_writes += spent.etcd_writes - 1  # the bench's config put
-    total.etcd_reads += spent.etcd_reads
-    spent.etcd_requests["Put"] -= 1
-    total.etcd_requests.update(spent.etcd_requests)
-    total.redis.update(spent.redis)
-    total.heat.update(spent.heat)
-    if spent.snmp is not None:
-        total.snmp = (total.snmp or 0) + spent.snmp
-    for name, seconds in spent.cpu.items():
-        total.cpu[name] = total.cpu.get(name, 0.0) + seconds
 
 
 def report(rows: list[dict[str, Any]], spent: Spent, copies: Counter[str], count: int,

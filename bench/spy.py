@@ -1,10 +1,14 @@
-"""A py-spy profile of a running worker, summed up by where its time goes.
+"""A py-spy profile of a running worker, summed up by where its time goes. Two views:
 
-``Profile(pid, path)`` runs ``py-spy record --gil --format raw`` on the process while a
-``with`` block runs. ``--gil`` samples only the thread that holds the GIL, so the samples are
-the interpreter's busy time: a thread-pool worker is one process, and what it can do per
-second is bounded by that one GIL. Samples are then put in buckets (``classify``) by the
-frames of their stack, innermost first.
+- ``Profile(pid, path)`` runs ``py-spy record --gil --format raw`` on the process while a ``with``
+  block runs. ``--gil`` samples only the thread that holds the GIL, so the samples are the
+  interpreter's busy time: a thread-pool worker is one process, and what it can do per second is
+  bounded by that one GIL. Samples are put in buckets (``classify``) by the frames of their stack.
+- ``Profile(pid, path, consumer=True)`` samples every thread, idle or not (``--threads --idle
+  --nonblocking``), and keeps the consumer thread (Celery's event loop, ``asynloop``): the one
+  thread that receives, hands over and acks every message, so its wall time is a serial resource.
+  A blocking call there (a Redis round trip, an etcd write) costs its whole wait, and the GIL it
+  must win back afterwards from the busy pool threads.
 """
 from __future__ import annotations
 
@@ -45,6 +49,17 @@ CONSUMER_PARTS = [
     ("receive: Celery request and 'received' log, hand to the pool", ("task_message_handler",)),
     ("receive: BRPOP and decode", ("_brpop_read", "_brpop_start", "_register_BRPOP")),
     ("event loop, timers, heartbeat", ()),
+]
+#: the consumer thread's wall time (function names, the first rule that matches decides)
+CONSUMER_WALL = [
+    ("esiprov holds: an etcd write per received message", ("Holder.hold",)),
+    ("ack (a Redis round trip)", ("Message.ack",)),
+    ("receive: kombu's unacked bookkeeping (a Redis round trip)", ("QoS.append",)),
+    ("receive: Celery request, 'received' log, hand to the pool", ("task_message_handler",)),
+    ("receive: BRPOP start and read", ("_brpop_start", "_brpop_read", "_register_BRPOP")),
+    ("timers, heartbeat", ("fire_timers",)),
+    ("idle in epoll (no message ready, or the prefetch limit reached)", ("_epoll.poll",)),
+    ("event loop", ()),
 ]
 
 
@@ -88,9 +103,10 @@ def classify(frames: list[str]) -> tuple[str, str]:
 class Profile:
     """``with Profile(pid, out):`` samples the process while the block runs; then ``summary()``."""
 
-    def __init__(self, pid: int, out: Path) -> None:
+    def __init__(self, pid: int, out: Path, consumer: bool = False) -> None:
         self.pid = pid
         self.out = out
+        self.consumer = consumer
         self.seconds = 0.0
         self._proc: subprocess.Popen | None = None
         self.error = ""
@@ -101,7 +117,8 @@ class Profile:
             self.error = "py-spy not installed (make bench installs it: pip install py-spy)"
             return self
         self._log = open(self.out.with_suffix(".log"), "wb")
-        self._proc = subprocess.Popen([spy, "record", "--pid", str(self.pid), "--gil", "--format", "raw",
+        view = ["--threads", "--idle", "--nonblocking"] if self.consumer else ["--gil"]
+        self._proc = subprocess.Popen([spy, "record", "--pid", str(self.pid), *view, "--format", "raw",
                                        "--rate", str(RATE), "--output", str(self.out)],
                                       stdout=self._log, stderr=subprocess.STDOUT)
         time.sleep(1.0)  # py-spy attaches
@@ -126,7 +143,7 @@ class Profile:
             self.error = self.error or f"py-spy wrote no profile: see {self.out.with_suffix('.log')}"
 
     def samples(self) -> Counter[tuple[str, str]]:
-        """Samples per (area, detail)."""
+        """Samples per (area, detail); in the consumer view only the consumer thread's, per part."""
         found: Counter[tuple[str, str]] = Counter()
         if self.error or not self.out.exists():
             return found
@@ -135,8 +152,23 @@ class Profile:
             if not stack or not count.isdigit():
                 continue
             frames = [frame for frame in stack.split(";") if not frame.startswith(("process ", "thread "))]
-            found[classify(frames)] += int(count)
+            if not self.consumer:
+                found[classify(frames)] += int(count)
+                continue
+            functions = [frame_function(frame) for frame in frames]
+            if "asynloop" in functions:
+                found["consumer", _part(functions, CONSUMER_WALL)] += int(count)
         return found
+
+    def consumer_summary(self) -> str:
+        """One line: the consumer thread's wall time by part."""
+        if self.error:
+            return f"profile not taken: {self.error}"
+        samples = self.samples()
+        total = sum(samples.values())
+        if not total:
+            return "profile: no samples of the consumer thread"
+        return "; ".join(f"{detail} {count / total:.0%}" for (_, detail), count in samples.most_common())
 
     def summary(self, count: int, unit: str) -> list[str]:
         """Lines: the GIL's busy share, then each area and its details, as shares of the busy samples and
