@@ -59,10 +59,12 @@ dev: deps venv heat-venv ## run etcd, Redis, Heat, a switch, worker, beat, watch
 	$(VENV)/bin/python -m esiprov.devenv.dev
 
 # Every bench/*.py is a benchmark run as `python -m bench.<name>`, except these helpers it uses.
-BENCH_HELPERS := __init__ heatsim barechain
+BENCH_HELPERS := __init__ heatsim barechain costs realheat running spy wire
 BENCHES := $(filter-out $(BENCH_HELPERS),$(basename $(notdir $(wildcard bench/*.py))))
 
-bench: deps venv ## run every bench/*.py benchmark on local services (figures and machine: bench/RESULTS.md)
+bench: deps venv heat-venv ## run every bench/*.py benchmark on local services (figures and machine: bench/RESULTS.md)
+	@# the profiler and the CPU counters the pipeline bench uses (not needed by esiprov itself)
+	@test -x $(VENV)/bin/py-spy && $(VENV)/bin/python -c 'import psutil' 2>/dev/null || $(VENV)/bin/pip install -q py-spy psutil
 	@set -e; for name in $(BENCHES); do echo "== bench.$$name"; $(VENV)/bin/python -m bench.$$name; done
 
 # Flower joins a fleet that is already running: it builds .venv only when there is none, never

@@ -12,15 +12,13 @@ that needs root (CAP_NET_RAW), otherwise they are reported as not measured.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
-import socket
 import statistics
-import struct
 import tempfile
 import time
 from pathlib import Path
 
+from bench.wire import WireCounter, wire_counter
 from esiprov import poller
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.fleet import register_fleet
@@ -31,40 +29,6 @@ from esiprov.snmp import SnmpProbe
 from esiprov.store import Store
 
 COMMUNITY = "bench-community"
-
-
-class WireCounter:
-    """Counts UDP datagrams sent to ``port`` on loopback: the SNMP requests, retries included."""
-
-    def __init__(self, port: int) -> None:
-        # Classic BPF on the IP header: protocol UDP and destination port == port (else drop).
-        program = [(0x30, 0, 0, 9), (0x15, 0, 4, socket.IPPROTO_UDP), (0xb1, 0, 0, 0), (0x48, 0, 0, 2),
-                   (0x15, 0, 1, port), (0x06, 0, 0, 0xFFFF), (0x06, 0, 0, 0)]
-        self._filter = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024 * 1024)
-        self.sock.setsockopt(socket.SOL_SOCKET, 26,  # SO_ATTACH_FILTER
-                             struct.pack("HL", len(program), ctypes.addressof(self._filter)))
-        self.sock.bind(("lo", 0))
-        self.sock.setblocking(False)
-
-    def take(self) -> int:
-        """Requests seen since the last call."""
-        time.sleep(0.05)  # let the last datagrams reach the socket
-        count = 0
-        while True:
-            try:
-                _, address = self.sock.recvfrom(64)
-            except BlockingIOError:
-                return count
-            count += address[2] != socket.PACKET_OUTGOING
-
-
-def wire_counter(port: int) -> WireCounter | None:
-    try:
-        return WireCounter(port)
-    except PermissionError:
-        return None
 
 
 def build_switches(count: int, ports: int) -> list[Switch]:

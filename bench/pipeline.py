@@ -1,22 +1,35 @@
-"""End-to-end benchmark of the esiprov pipeline on real etcd, Redis, Celery workers and snmpsim,
-with the Heat-API simulator (bench/heatsim.py) in place of Heat. One run prints five figures:
+"""End-to-end benchmark of the esiprov pipeline on the worker a user starts: ``celery -A tasks worker``.
 
-1. throughput (resources/s, config written -> /state written) with instant stacks, beside a bare
-   Celery chain of three no-op tasks and a callback (bench/barechain.py) on the same broker;
-2. 200 resources whose stacks take 5 s, one worker with 2 threads, beside the 500 s a design that
-   holds a worker slot per build would need;
-3. watcher latency, etcd put -> the heat_worker task starting, p50 and p99;
-4. ``esiprov resync`` over 1,000 and 10,000 applied configs: time and peak memory;
-5. Heat requests and etcd writes per resource.
+Real etcd, Redis, Celery workers, snmpsim and (figure 3) real OpenStack Heat, all on loopback; the
+fast Heat-API simulator bench/heatsim.py stands in for Heat elsewhere. One run prints, each measured
+side by side in the same run (with the load average, since the machine is shared):
 
-    python -m bench.pipeline [--resources 300] [--chains 1000] [--slow 200] [--build-time 5]
-                             [--latency 200] [--latency-rate 5] [--resync 10000] [--concurrency 8]
+1. throughput with instant stacks, esiprov on the default worker (no -P, no -c: celeryconfig's pool
+   and concurrency), against a bare Celery chain of three no-op tasks and a callback on Celery's own
+   defaults (bench/barechain.py) with the same pool and concurrency; the ratio; esiprov on
+   ``-P prefork -c <cores>`` (Celery's own default pool) for contrast;
+2. 200 resources whose stacks build for 5 s, on one default worker: first put -> last /state;
+3. one ese_physical_port at a time on real Heat: config put -> /state (and /monitoring with it),
+   against Heat's own create -> CREATE_COMPLETE for a copy of the same stack (bench/realheat.py);
+4. per resource: Heat requests, etcd writes, reads and requests, SNMP requests, Redis commands, CPU;
+5. the watcher's latency (put -> the worker's hold on the resource written) and ``esiprov resync``
+   over 1,000 and 10,000 applied configs;
+6. a py-spy profile of the default worker during a throughput batch (bench/spy.py).
+
+    python -m bench.pipeline [--resources 300] [--chains 1500] [--rounds 2] [--slow 200] [--build-time 5]
+                             [--ports 20] [--latency 100] [--latency-rate 5] [--resync 10000]
+                             [--skip FIGURES] [--setting ESIPROV_X=value ...]
+
+``--setting`` adds an ESIPROV_* variable to the environment of every esiprov process the bench
+starts (to try a setting; the figures in bench/RESULTS.md are taken on the defaults).
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,28 +37,47 @@ import threading
 import time
 import uuid
 from collections import Counter
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
+from bench.costs import Costs, Spent, cost_lines, per, percentile, verdict
 from bench.heatsim import HeatSim
+from bench.running import running, wait_for
+from bench.spy import Profile
+from bench.wire import wire_counter
 from esiprov import keys, templates
 from esiprov.devenv.apiserver import envelope
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.local import esiprov_env
 from esiprov.devenv.pipeline import ROOT, start_watcher, start_worker
+from esiprov.devenv.process import LocalServer, Service
 from esiprov.devenv.redis import RedisServer
 from esiprov.devenv.switches import Switch, Switches
 from esiprov.settings import from_env
-from esiprov.store import Store
+from esiprov.store import Change, Store
 
 RTYPE = "ese_device"
 TENANT = "bench-tenant"
-SWITCH = Switch("127.0.162.1", "bench-community", ("xe-0/0/0",), name="bench-sw")
+COMMUNITY = "bench-community"
+SWITCH = Switch("127.0.162.1", COMMUNITY, ("xe-0/0/0",), name="bench-sw")
+#: the switch of figure 3's ports (one port each)
+PORT_SWITCH = Switch("127.0.162.2", COMMUNITY, tuple(f"xe-0/0/{n}" for n in range(48)), name="bench-port-sw")
 #: etcd's default limit of operations in one transaction
 TXN_OPS = 128
-#: a worker-blocking design: resources x build time / worker slots
-SLOTS = 2
+#: figures' targets
+RATIO_TARGET, SLOW_TARGET = 0.5, 10.0
+
+
+def load() -> str:
+    """The load average, printed with every figure: the machine is shared."""
+    return "load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
 
 
 def device(name: str) -> tuple[str, dict[str, Any]]:
@@ -68,75 +100,249 @@ def put_devices(store: Store, names: Iterable[str], pause: float = 0.0) -> dict[
     return written
 
 
-def wait_for_states(store: Store, tag: str, count: int, timeout: float) -> Counter[str]:
-    """Block until the ``count`` resources of batch ``tag`` have a /state; the worker_state counts.
-
-    Polls a count (etcd counts, nothing is transferred), so the wait costs the pipeline little CPU.
-    """
-    prefix = keys.state(RTYPE, f"{tag}-")
-    deadline = time.monotonic() + timeout
-    while (found := store.count(prefix)) < count:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{found} of {count} /state of batch {tag} written after {timeout:.0f} s")
-        time.sleep(0.02)
-    return Counter(entry.value["state"]["worker_state"] for entry in store.scan(prefix))
-
-
 def revision(store: Store) -> int:
     return store.range(keys.SCHEMA, keys_only=True)[1]
 
 
-def run_batch(store: Store, heat: HeatSim, tag: str, count: int, timeout: float) -> dict[str, Any]:
-    """Put ``count`` configs at once and wait for their /state: seconds, outcomes, Heat and etcd costs."""
-    heat.reset()
-    before = revision(store)
-    started = time.monotonic()
-    put_devices(store, (f"{tag}-{n:05d}" for n in range(count)))
-    outcomes = wait_for_states(store, tag, count, timeout)
-    seconds = time.monotonic() - started
-    writes = revision(store) - before - count  # the config puts are the API server's, not esiprov's
-    return {"seconds": seconds, "rate": count / seconds, "outcomes": dict(outcomes),
-            "heat": heat.stats()["requests"], "etcd_writes": writes / count}
+class Arrivals:
+    """When each key under ``prefix`` was first put, as etcd's watch events reach this process.
 
+    A watch, not polling: the bench sends etcd no reads while it waits, so etcd's counters
+    show esiprov's own requests.
+    """
 
-class TaskStarts:
-    """When each heat_worker task first started, from the worker's Celery events (same host clock)."""
-
-    def __init__(self) -> None:
-        from tasks import app
-        self.app = app
+    def __init__(self, store: Store, prefix: str) -> None:
         self.first: dict[str, float] = {}
-        self._receiver: Any = None
-        self._thread = threading.Thread(target=self._capture, daemon=True)
+        self.changes: dict[str, Change] = {}
+        self._cond = threading.Condition()
+        self._cancel = store.on_changes(prefix, revision(store) + 1, self._seen)
 
-    def _capture(self) -> None:
-        with self.app.connection_for_read() as connection:
-            self._receiver = self.app.events.Receiver(connection, handlers={"task-started": self._started})
-            self._receiver.capture(limit=None, timeout=None, wakeup=False)
+    def _seen(self, change: Change) -> None:
+        now = time.time()
+        if change.entry is None:
+            return
+        with self._cond:
+            if change.key not in self.first:
+                self.first[change.key] = now
+                self.changes[change.key] = change
+                self._cond.notify_all()
 
-    def _started(self, event: dict[str, Any]) -> None:
-        parts = event["uuid"].split(":")
-        if len(parts) == 6 and parts[1] == "heat_worker":
-            self.first.setdefault(parts[3], event["timestamp"])
+    def wait(self, count: int, timeout: float, what: str) -> None:
+        """Block until ``count`` keys have arrived."""
+        with self._cond:
+            wait_for(self._cond, lambda: len(self.first) >= count, timeout, f"{count} {what}")
 
-    def __enter__(self) -> "TaskStarts":
-        self._thread.start()
-        time.sleep(1.0)  # the event queue must be bound before the first put
+    def close(self) -> None:
+        self._cancel()
+
+    def __enter__(self) -> Arrivals:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._receiver is not None:
-            self._receiver.should_stop = True
-        self._thread.join(5)
+        self.close()
 
+
+@dataclass
+class Batch:
+    count: int
+    seconds: float
+    outcomes: dict[str, int]
+    spent: Spent
+    #: time.time() of the first put
+    started: float = 0.0
+    #: {label: {resource id: time.time() its key under that label's prefix was first put}}
+    seen: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+
+def run_batch(store: Store, costs: Costs, tag: str, count: int, timeout: float,
+              watch: dict[str, str] | None = None) -> Batch:
+    """Put ``count`` configs at once; seconds from the first put to the last /state seen, and the costs.
+
+    ``watch`` ({label: key prefix}) records when each resource's key under each prefix first appears.
+    """
+    with ExitStack() as stack:
+        extra = {label: stack.enter_context(Arrivals(store, prefix)) for label, prefix in (watch or {}).items()}
+        states = stack.enter_context(Arrivals(store, keys.state(RTYPE, f"{tag}-")))
+        with costs.window() as spent:
+            written = put_devices(store, (f"{tag}-{n:05d}" for n in range(count)))
+            states.wait(count, timeout, f"/state of batch {tag}")
+    spent.etcd_writes -= count  # the config puts are the API server's, not esiprov's
+    spent.etcd_requests["Put"] -= count
+    outcomes = Counter(change.entry.value["state"]["worker_state"] for change in states.changes.values())
+    started = min(written.values())
+    seen = {label: {_rid_in(key): at for key, at in arrivals.first.items()} for label, arrivals in extra.items()}
+    return Batch(count, max(states.first.values()) - started, dict(outcomes), spent, started, seen)
+
+
+def _rid_in(key: str) -> str:
+    """The resource id in a key of a batch: ``.../<id>`` or a job id ``<action>:<handler>:<type>:<id>:...``."""
+    last = key.rsplit("/", 1)[-1]
+    return last.split(":")[3] if last.count(":") >= 5 else last
+
+
+def pid_of(service: Service | LocalServer) -> int:
+    proc = service.proc if isinstance(service, Service) else service._service.proc
+    return proc.pid
+
+
+# --- figure 1: the bare chain ---------------------------------------------------------------------
+
+def default_pool() -> tuple[str, int]:
+    """The pool and concurrency ``celery -A tasks worker`` runs (celeryconfig's)."""
+    if "ESIPROV_BROKER_URL" not in os.environ:
+        raise RuntimeError("the bench's broker is not set: celeryconfig would point at the system's Redis")
+    import celeryconfig
+    return celeryconfig.worker_pool, celeryconfig.worker_concurrency
+
+
+def throughput(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, costs: Costs,
+               pids: dict[str, int]) -> tuple[float, float]:
+    """Figures 1 and 4: esiprov's batches on the default worker (running) and the bare chain's on a worker
+    with its pool and concurrency, alternated (bare, esiprov, bare, ..., bare), so that a load coming or
+    going during the run weighs on both sides alike; each side's rate is its total count over its total
+    time. Returns (resources/s, chains/s)."""
+    from bench import barechain
+    pool, concurrency = default_pool()
+    per_batch, per_bare = args.resources // args.rounds, args.chains // (args.rounds + 1)
+    bare_spent, esiprov_spent = Spent(), Spent()
+    bare_rates: list[float] = []
+    batches: list[Batch] = []
+    with running(start_worker(env, logs, "bare", concurrency, app="bench.barechain", pool=pool)) as worker:
+        pids["bare worker"] = pid_of(worker)
+        barechain.run(20)  # warm-up
+        for n in range(args.rounds + 1):
+            with costs.window() as spent:
+                seconds, polls = barechain.run(per_bare)
+            spent.redis["get"] -= polls  # the bench's own polls of the counter
+            bare_spent.add(spent)
+            bare_rates.append(per_bare / seconds)
+            if n < args.rounds:
+                batches.append(run_batch(store, costs, f"fast{n}", per_batch, 300))
+                esiprov_spent.add(batches[-1].spent)
+        del pids["bare worker"]
+    bare = per_bare * len(bare_rates) / sum(per_bare / rate for rate in bare_rates)
+    count = per_batch * len(batches)
+    rate = count / sum(batch.seconds for batch in batches)
+    outcomes = sum((Counter(batch.outcomes) for batch in batches), Counter())
+    ratio = rate / bare
+    say(f"1. bare Celery chain (3 no-op tasks + callback; acks late, JSON, results in Redis, Celery's defaults "
+        f"otherwise; -P {pool} -c {concurrency}): {bare:.1f} chains/s ({per_bare} x {len(bare_rates)}: "
+        + ", ".join(f"{r:.1f}" for r in bare_rates) + f") [{load()}]")
+    say(f"1. esiprov, default worker (`celery -A tasks worker`: {pool}, {concurrency}), instant stacks (heatsim): "
+        f"{rate:.1f} resources/s ({per_batch} x {len(batches)} between them: "
+        + ", ".join(f"{b.rate:.1f}" for b in batches) + f"; {dict(outcomes)}) [{load()}]")
+    say(f"1. ratio esiprov / bare chain: {ratio:.2f} (target >= {RATIO_TARGET}: {verdict(ratio >= RATIO_TARGET)})")
+    for line in cost_lines(esiprov_spent, count):
+        say(f"4. {line}")
+    chains = per_bare * len(bare_rates)
+    say(f"4. the bare chain for comparison: Redis commands/chain {per(bare_spent.redis, chains, top=8)}; "
+        f"CPU ms/chain: bare worker {bare_spent.cpu.get('bare worker', 0) * 1000 / chains:.1f}, "
+        f"redis {bare_spent.cpu.get('redis', 0) * 1000 / chains:.1f}, "
+        f"bench (the submitter) {bare_spent.cpu.get('bench', 0) * 1000 / chains:.1f} "
+        f"(window {bare_spent.seconds:.1f} s, total {sum(bare_spent.cpu.values()) / bare_spent.seconds:.2f} cores)")
+    return rate, bare
+
+
+# --- figures 1, 4, 5, 6 and 2 on the default worker -------------------------------------------
 
 def latency(store: Store, count: int, rate: float, timeout: float) -> list[float]:
-    """Seconds from each config put to its heat_worker task starting; puts at ``rate`` per second."""
-    with TaskStarts() as starts:
+    """Seconds from each config put to the worker's hold on the resource (written as the worker
+    receives the heat_worker step); puts at ``rate`` per second."""
+    with Arrivals(store, keys.hold(RTYPE, "lat-")) as holds, Arrivals(store, keys.state(RTYPE, "lat-")) as states:
         written = put_devices(store, (f"lat-{n:05d}" for n in range(count)), pause=1 / rate)
-        wait_for_states(store, "lat", count, timeout)
-    return sorted(starts.first[rid] - at for rid, at in written.items() if rid in starts.first)
+        states.wait(count, timeout, "/state of the latency batch")
+    return [holds.first[keys.hold(RTYPE, rid)] - at for rid, at in written.items()
+            if keys.hold(RTYPE, rid) in holds.first]
 
+
+def profiles(worker: int, label: str, name: str, unit: str, run: Callable[[], tuple[int, float]],
+             logs: Path) -> None:
+    """Figure 6 for one worker: a GIL profile during one batch, then its consumer thread's wall time
+    during another (raw profiles in ``logs``/``name``-*.txt); ``run`` runs a batch, returns (count, seconds)."""
+    with Profile(worker, logs / f"{name}-gil.txt") as gil:
+        done, seconds = run()
+    say(f"6. py-spy --gil on the {label} ({done} {unit}s, {done / seconds:.1f}/s while sampled) [{load()}]:")
+    for line in gil.summary(done, unit):
+        say(f"   {line}")
+    with Profile(worker, logs / f"{name}-consumer.txt", consumer=True) as consumer:
+        done, seconds = run()
+    say(f"6. the {label}'s consumer thread, wall time ({done} {unit}s, {done / seconds:.1f}/s while sampled): "
+        f"{consumer.consumer_summary()}")
+
+
+def bare_profiles(args: argparse.Namespace, env: dict[str, str], logs: Path) -> None:
+    """Figure 6 on the bare chain's worker: Celery's own cost per task, for comparison."""
+    from bench import barechain
+    pool, concurrency = default_pool()
+    chains = args.chains // 3
+    with running(start_worker(env, logs, "bare-profiled", concurrency, app="bench.barechain", pool=pool)) as worker:
+        barechain.run(20)
+        profiles(pid_of(worker), "bare chain's worker", "bare", "chain",
+                 lambda: (chains, barechain.run(chains)[0]), logs)
+
+
+def default_worker_figures(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store,
+                           costs: Costs, pids: dict[str, int], heat: HeatSim) -> float:
+    """Figures 1, 4, 6, 5 (latency) and 2 on one default worker; returns the bare chain's chains/s."""
+    with running(start_worker(env, logs, "worker")) as worker:
+        pids["worker"] = pid_of(worker)
+        run_batch(store, costs, "warm", 20, 120)
+        _, bare = throughput(args, env, logs, store, costs, pids)
+        if "6" not in args.skip:
+            def batch(tag: Iterator[int] = itertools.count()) -> tuple[int, float]:
+                found = run_batch(store, costs, f"prof{next(tag)}", args.resources // 2, 300)
+                return found.count, found.seconds
+            profiles(pids["worker"], "default worker", "worker", "resource", batch, logs)
+            bare_profiles(args, env, logs)
+        if "5" not in args.skip:
+            delays = latency(store, args.latency, args.latency_rate, 300)
+            say(f"5. put -> the worker's hold on the resource written (it receives the heat_worker step), "
+                f"{len(delays)} puts at {args.latency_rate:g}/s: p50 {percentile(delays, .5) * 1000:.0f} ms, "
+                f"p99 {percentile(delays, .99) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms "
+                f"(target p99 <= 100 ms) [{load()}]")
+        if "2" not in args.skip:
+            slow_run(args, store, costs, heat)
+        del pids["worker"]
+    return bare
+
+
+def slow_run(args: argparse.Namespace, store: Store, costs: Costs, heat: HeatSim) -> None:
+    """Figure 2, and where its time goes: when the creates went out, how late each finished stack was seen."""
+    heat.configure(build_time=args.build_time)
+    watch = {"create": f"{keys.HEAT_OPS}create:heat_worker:{RTYPE}:slow-", "seen": keys.heat_stack(RTYPE, "slow-")}
+    slow = run_batch(store, costs, "slow", args.slow, 300, watch)
+    heat.configure(build_time=0)
+    say(f"2. {args.slow} resources x {args.build_time:g} s stacks, one default worker: {slow.seconds:.1f} s "
+        f"from the first put to the last /state ({slow.outcomes}; target <= {SLOW_TARGET:g} s: "
+        f"{verdict(slow.seconds <= SLOW_TARGET)}) [{load()}]")
+    creates, seen = slow.seen["create"], slow.seen["seen"]
+    sent = sorted(at - slow.started for at in creates.values())
+    late = [seen[rid] - creates[rid] - args.build_time for rid in creates if rid in seen]
+    say(f"2. where the time goes: creates sent {sent[0]:.1f} to {sent[-1]:.1f} s after the first put (median "
+        f"{statistics.median(sent):.1f}); each finished stack seen complete {statistics.median(late):.2f} s after "
+        f"its build ended (median; p90 {percentile(late, .9):.2f}, max {max(late):.2f}); last stack seen at "
+        f"{max(seen.values()) - slow.started:.1f} s, last /state at {slow.seconds:.1f} s")
+    say(f"2. Heat requests/resource: {per(slow.spent.heat, args.slow)}")
+
+
+def prefork_contrast(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, costs: Costs,
+                     pids: dict[str, int], bare: float) -> None:
+    cores = os.cpu_count() or 1
+    with running(start_worker(env, logs, "prefork", cores, pool="prefork")) as worker:
+        pids["worker"] = pid_of(worker)
+        run_batch(store, costs, "pwarm", 20, 120)
+        batch = run_batch(store, costs, "pre", args.resources, 300)
+        del pids["worker"]
+    say(f"1. contrast: esiprov on `-P prefork -c {cores}` (Celery's own default pool): {batch.rate:.1f} resources/s "
+        f"({batch.seconds:.1f} s, {batch.outcomes}), {batch.rate / bare:.2f} of the bare chain; worker CPU "
+        f"{batch.spent.cpu.get('worker', 0) * 1000 / batch.count:.1f} ms/resource [{load()}]")
+
+
+# --- figure 5: resync -----------------------------------------------------------------------------
 
 def seed_applied(store: Store, start: int, stop: int) -> None:
     """Configs with their /state and esiprov's copy at the same version: applied, nothing to do."""
@@ -168,9 +374,8 @@ def timed_resync(env: dict[str, str], log: Path) -> tuple[float, float, dict[str
     return seconds, usage.ru_maxrss / 1024, json.loads(out)
 
 
-def resync_figures(env: dict[str, str], logs: Path, sizes: list[int]) -> list[tuple[int, float, float, dict[str, Any]]]:
-    """esiprov resync over ``sizes`` applied configs in a fresh etcd: (size, seconds, MB, output)."""
-    found = []
+def resync_figures(env: dict[str, str], logs: Path, sizes: list[int]) -> None:
+    """esiprov resync over ``sizes`` applied configs in a fresh etcd."""
     with EtcdServer(log_dir=logs) as etcd:
         store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
         templates.save(store, *templates.load_dir(templates.SHIPPED))
@@ -178,92 +383,81 @@ def resync_figures(env: dict[str, str], logs: Path, sizes: list[int]) -> list[tu
         for size in sizes:
             seed_applied(store, done, size)
             done = size
-            found.append((size, *timed_resync({**env, "ESIPROV_ETCD_ENDPOINTS": etcd.endpoint},
-                                              logs / "resync.log")))
+            seconds, mb, output = timed_resync({**env, "ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}, logs / "resync.log")
+            say(f"5. esiprov resync over {size} applied configs: {seconds:.1f} s, peak RSS {mb:.0f} MB, "
+                f"{output['outcomes']} (target 10,000 in <= 10 s, memory flat) [{load()}]")
         store.close()
-    return found
 
 
-def percentile(values: list[float], share: float) -> float:
-    return values[min(len(values) - 1, int(share * len(values)))]
+# --- the run --------------------------------------------------------------------------------------
 
-
-def per_resource(requests: dict[str, int], count: int) -> str:
-    total = sum(requests.values())
-    detail = ", ".join(f"{k} {v / count:.2f}" for k, v in sorted(requests.items()))
-    return f"{total / count:.2f} ({detail})"
+@contextmanager
+def services(logs: Path) -> Iterator[tuple[ExitStack, dict[str, Any]]]:
+    with ExitStack() as stack:
+        found = {
+            "etcd": stack.enter_context(EtcdServer(log_dir=logs)),
+            "redis": stack.enter_context(RedisServer(log_dir=logs)),
+            "heat": stack.enter_context(HeatSim(logs)),
+            "switches": stack.enter_context(Switches([SWITCH, PORT_SWITCH], log_dir=logs)),
+        }
+        yield stack, found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--resources", type=int, default=300, help="resources of the throughput run")
-    parser.add_argument("--chains", type=int, default=1000, help="bare chains of the baseline")
+    parser.add_argument("--resources", type=int, default=300, help="resources of the throughput runs")
+    parser.add_argument("--chains", type=int, default=1500, help="bare chains of the baseline")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="esiprov batches of the throughput figure, between rounds+1 rounds of the bare chain")
     parser.add_argument("--slow", type=int, default=200, help="resources whose stacks take --build-time")
     parser.add_argument("--build-time", type=float, default=5.0)
-    parser.add_argument("--latency", type=int, default=200, help="puts of the latency run")
+    parser.add_argument("--ports", type=int, default=20, help="ports of figure 3, one at a time, on real Heat")
+    parser.add_argument("--latency", type=int, default=100, help="puts of the latency run")
     parser.add_argument("--latency-rate", type=float, default=5.0,
                         help="puts per second of the latency run: well below the throughput, or it measures a queue")
     parser.add_argument("--resync", type=int, default=10000, help="configs of the resync run")
-    parser.add_argument("--concurrency", type=int, default=8, help="worker threads of the throughput runs")
+    parser.add_argument("--skip", default="",
+                        help="figures not to take, e.g. 35 (1: the whole simulator part: 1, 2, 4, 6 and the "
+                             "latency; p: the prefork contrast)")
+    parser.add_argument("--setting", action="append", default=[], metavar="ESIPROV_X=value",
+                        help="an ESIPROV_* setting for every esiprov process the bench starts (default: none)")
     args = parser.parse_args()
+    settings = dict(item.split("=", 1) for item in args.setting)
+    if any(not name.startswith("ESIPROV_") for name in settings):
+        parser.error("--setting takes ESIPROV_* variables")
     logs = Path(tempfile.mkdtemp(prefix="esiprov-bench-pipeline-"))
-    print(f"pipeline benchmark: {os.cpu_count()} CPUs; logs in {logs}", flush=True)
-    with ExitStack() as stack:
-        etcd = stack.enter_context(EtcdServer(log_dir=logs))
-        redis = stack.enter_context(RedisServer(log_dir=logs))
-        heat = stack.enter_context(HeatSim(logs))
-        switches = stack.enter_context(Switches([SWITCH], log_dir=logs))
-        env = esiprov_env(etcd, redis, heat, switches, SWITCH.community)
-        os.environ.update(env)  # before celeryconfig is imported: the driver sends to this broker
+    started = time.monotonic()
+    with services(logs) as (stack, found):
+        etcd, redis, heat, switches = found["etcd"], found["redis"], found["heat"], found["switches"]
+        env = {**esiprov_env(etcd, redis, heat, switches, COMMUNITY), **settings}
+        os.environ.update(env)  # before celeryconfig and barechain are imported: the driver sends to this broker
+        pool, concurrency = default_pool()
+        say(f"pipeline benchmark: {os.cpu_count()} CPUs, {load()}; default worker `celery -A tasks worker` = "
+            f"{pool}, concurrency {concurrency}; logs in {logs}")
+        if settings:
+            say(f"settings tried (not the defaults): {settings}")
         store = Store.connect(from_env(env))
         stack.callback(store.close)
         templates.save(store, *templates.load_dir(templates.SHIPPED))
-        run(args, env, logs, store, heat)
-
-
-def run(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, heat: HeatSim) -> None:
-    """Every figure, in the order the services allow: bare chain, esiprov's runs, then resync."""
-    bare = bare_chains(args, env, logs)
-    with start_worker(env, logs, "worker", args.concurrency), start_watcher(env, logs):
-        run_batch(store, heat, "warm", 10, 120)
-        fast = run_batch(store, heat, "fast", args.resources, 600)
-        print(f"1. esiprov, instant stacks: {fast['rate']:.1f} resources/s over {args.resources} "
-              f"({fast['seconds']:.1f} s, {fast['outcomes']}); ratio to the bare chain {fast['rate'] / bare:.2f} "
-              f"(target >= 0.7)", flush=True)
-        delays = latency(store, args.latency, args.latency_rate, 300)
-        print(f"3. put -> heat_worker task started ({len(delays)} puts at {args.latency_rate:g}/s): "
-              f"p50 {percentile(delays, .5) * 1000:.0f} ms, p99 {percentile(delays, .99) * 1000:.0f} ms, "
-              f"max {delays[-1] * 1000:.0f} ms (target p99 <= 100 ms)", flush=True)
-    slow = slow_run(args, env, logs, store, heat)
-    blocking = args.slow * args.build_time / SLOTS
-    print(f"2. {args.slow} resources x {args.build_time:g} s stacks, one worker -c {SLOTS}: {slow['seconds']:.1f} s "
-          f"({slow['outcomes']}) vs {blocking:.0f} s worker-blocking: {blocking / slow['seconds']:.1f}x "
-          f"(target < 20 s)", flush=True)
-    print(f"5. Heat requests per resource, instant stacks: {per_resource(fast['heat'], args.resources)}")
-    print(f"5. Heat requests per resource, {args.build_time:g} s stacks: {per_resource(slow['heat'], args.slow)}")
-    print(f"5. etcd writes (revisions) per resource: {fast['etcd_writes']:.1f} (instant), "
-          f"{slow['etcd_writes']:.1f} ({args.build_time:g} s stacks; both include the watcher's heartbeat)", flush=True)
-    for size, seconds, mb, output in resync_figures(env, logs, sorted({min(1000, args.resync), args.resync})):
-        print(f"4. esiprov resync over {size} applied configs: {seconds:.1f} s, peak RSS {mb:.0f} MB, "
-              f"{output['outcomes']} (target 10,000 in <= 10 s, memory flat)", flush=True)
-
-
-def bare_chains(args: argparse.Namespace, env: dict[str, str], logs: Path) -> float:
-    """Chains/s of the baseline, on a worker like esiprov's."""
-    from bench import barechain
-    with start_worker(env, logs, "bare", args.concurrency, queues=barechain.QUEUE, app="bench.barechain"):
-        barechain.run(20)  # warm-up
-        bare = args.chains / barechain.run(args.chains)
-    print(f"1. bare Celery chain (3 no-op tasks + callback, threads -c {args.concurrency}): "
-          f"{bare:.1f} chains/s over {args.chains}", flush=True)
-    return bare
-
-
-def slow_run(args: argparse.Namespace, env: dict[str, str], logs: Path, store: Store, heat: HeatSim) -> dict[str, Any]:
-    """The slow-stack batch with one worker of SLOTS threads (and the watcher)."""
-    heat.configure(build_time=args.build_time)
-    with start_worker(env, logs, "slow", SLOTS), start_watcher(env, logs, "watcher-slow"):
-        return run_batch(store, heat, "slow", args.slow, 900)
+        pids = {"etcd": pid_of(etcd), "redis": pid_of(redis), "heatsim": pid_of(heat),
+                "snmpsim": pid_of(switches), "bench": os.getpid()}
+        redis_client = redis.client()
+        stack.callback(redis_client.close)
+        costs = Costs(etcd.endpoint, redis_client, lambda: dict(pids), wire_counter(switches.port),
+                      heat_counts=lambda: Counter(heat.stats()["requests"]))
+        if "1" not in args.skip:
+            with running(start_watcher(env, logs)) as watcher:
+                pids["watcher"] = pid_of(watcher)
+                bare = default_worker_figures(args, env, logs, store, costs, pids, heat)
+                if "p" not in args.skip:
+                    prefork_contrast(args, env, logs, store, costs, pids, bare)
+                del pids["watcher"]
+        if "3" not in args.skip:
+            from bench.realheat import real_heat
+            real_heat(args.ports, logs, switches, PORT_SWITCH, COMMUNITY, say, load, settings)
+    if "5" not in args.skip:
+        resync_figures(env, logs, sorted({min(1000, args.resync), args.resync}))
+    say(f"done in {time.monotonic() - started:.0f} s; every service stopped [{load()}]")
 
 
 if __name__ == "__main__":
