@@ -82,7 +82,7 @@ class Settings:
     monitor_interval: float = 60.0
     #: seconds before a stack that is still building (or a referenced resource) is checked again the
     #: first time; the waits then grow (with the time a stack has been building), up to heat_poll_max
-    heat_poll_interval: float = 0.25
+    heat_poll_interval: float = 0.1
     #: longest wait, in seconds, between two checks of a stack that is still building
     heat_poll_max: float = 10.0
     #: seconds a job may wait (for its stack, or a referenced resource's) before it fails
@@ -435,7 +435,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         snmp_communities=_communities(_secret(env, "ESIPROV_SNMP_COMMUNITIES") or ""),
         snmp_timeout=_number(env, "ESIPROV_SNMP_TIMEOUT", 2.0),
         monitor_interval=_number(env, "ESIPROV_MONITOR_INTERVAL", 60.0),
-        heat_poll_interval=_number(env, "ESIPROV_HEAT_POLL_INTERVAL", 0.25),
+        heat_poll_interval=_number(env, "ESIPROV_HEAT_POLL_INTERVAL", 0.1),
         heat_poll_max=_number(env, "ESIPROV_HEAT_POLL_MAX", 10.0),
         wait_timeout=_number(env, "ESIPROV_WAIT_TIMEOUT", 900.0),
         resync_interval=_number(env, "ESIPROV_RESYNC_INTERVAL", 300.0),
