@@ -99,5 +99,8 @@ class Recovery:
         for entry in self.store.scan(prefix, keys_only=True):
             found = keys.resource_of(entry.key, prefix)
             workflow = self.store.get(keys.workflow(*found)) if found else None
-            sent += workflow is not None and resend(self.store, self.app, workflow)
+            if workflow is not None:
+                sent += resend(self.store, self.app, workflow)
+            elif prefix == keys.UNSENT:
+                self.store.delete(entry.key)  # its workflow ended some other way (a resync resent it, it failed)
         return sent
