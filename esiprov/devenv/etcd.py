@@ -64,11 +64,13 @@ class EtcdServer(LocalServer):
     ``extra_args`` are appended to etcd's command line (e.g. quotas, token TTL).
     With ``tls`` (a CA), clients connect over TLS with a certificate from that CA;
     the launcher's own one (``admin_tls``, CN ``root``) checks /health and sets up auth.
+    ``host`` is the address clients reach it on (loopback unless a test makes other hosts).
     """
 
     def __init__(self, extra_args: Sequence[str] = (), log_dir: Path | None = None,
-                 tls: CertificateAuthority | None = None) -> None:
+                 tls: CertificateAuthority | None = None, host: str = "127.0.0.1") -> None:
         super().__init__(log_dir)
+        self.host = host
         self.extra_args = list(extra_args)
         self.tls = tls
         self.admin_tls: TlsFiles | None = None
@@ -78,7 +80,7 @@ class EtcdServer(LocalServer):
     @property
     def endpoint(self) -> str:
         """host:port, the form ESIPROV_ETCD_ENDPOINTS and pyetcd.client() take."""
-        return f"127.0.0.1:{self.client_port}"
+        return f"{self.host}:{self.client_port}"
 
     def client_env(self, files: TlsFiles | None = None) -> dict[str, str]:
         """ESIPROV_ETCD_* that reach this etcd, over TLS with ``files`` (default: the admin certificate)."""
@@ -93,7 +95,7 @@ class EtcdServer(LocalServer):
         """Start etcd and wait until /health reports true; on failure clean up and raise ServiceError."""
         binary = etcd_binary()
         self.workdir = _scratch_dir("esiprov-etcd-")
-        self.client_port = self.peer_port = free_port()
+        self.client_port = self.peer_port = free_port(self.host)
         while self.peer_port == self.client_port:
             self.peer_port = free_port()
         scheme = "https" if self.tls else "http"
@@ -114,7 +116,7 @@ class EtcdServer(LocalServer):
                 "--client-cert-auth", "--trusted-ca-file", str(server.ca)]
 
     def _healthy(self) -> bool:
-        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]  # loopback, never a proxy
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]  # never a proxy
         if self.admin_tls is not None:
             context = ssl.create_default_context(cafile=str(self.admin_tls.ca))
             context.load_cert_chain(str(self.admin_tls.cert), str(self.admin_tls.key))

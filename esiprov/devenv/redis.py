@@ -23,8 +23,9 @@ class RedisServer(LocalServer):
     """``with RedisServer() as r:`` gives a Redis answering PING at ``r.url``."""
 
     def __init__(self, requirepass: str | None = None, log_dir: Path | None = None,
-                 tls: CertificateAuthority | None = None) -> None:
+                 tls: CertificateAuthority | None = None, host: str = "127.0.0.1") -> None:
         super().__init__(log_dir)
+        self.host = host  # the address it binds and clients reach it on
         self.requirepass = requirepass
         self.tls = tls
         self.client_tls: TlsFiles | None = None  # the client certificate ``url`` and ``client()`` use
@@ -40,11 +41,11 @@ class RedisServer(LocalServer):
         broker) keeps its keys apart."""
         auth = f":{self.requirepass}@" if self.requirepass else ""
         if self.client_tls is None:
-            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+            return f"redis://{auth}{self.host}:{self.port}/{db}"
         files = self.client_tls
         query = urllib.parse.urlencode({"ssl_cert_reqs": "required", "ssl_ca_certs": files.ca,
                                         "ssl_certfile": files.cert, "ssl_keyfile": files.key})
-        return f"rediss://{auth}127.0.0.1:{self.port}/{db}?{query}"
+        return f"rediss://{auth}{self.host}:{self.port}/{db}?{query}"
 
     def client(self) -> redis.Redis:
         """A client that fails at once: redis-py 8 otherwise retries refused or failed
@@ -52,7 +53,7 @@ class RedisServer(LocalServer):
         files = self.client_tls
         tls: dict[str, Any] = {} if files is None else {"ssl": True, "ssl_ca_certs": str(files.ca),
                                         "ssl_certfile": str(files.cert), "ssl_keyfile": str(files.key)}
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.requirepass,
+        return redis.Redis(host=self.host, port=self.port, password=self.requirepass,
                            socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 0), **tls)
 
     def start(self, timeout: float = 15.0) -> "RedisServer":
@@ -61,11 +62,13 @@ class RedisServer(LocalServer):
         if binary is None:
             raise ServiceError("redis-server not found: run `make deps` (Debian redis-server)")
         self.workdir = Path(tempfile.mkdtemp(prefix="esiprov-redis-"))
-        self.port = free_port()
+        self.port = free_port(self.host)
         # A config file (in a 0700 dir) rather than argv keeps requirepass out of `ps`.
         config = self.workdir / "redis.conf"
-        config.write_text(f"bind 127.0.0.1\nsave \"\"\nappendonly no\ndir {self.workdir}\ndaemonize no\n"
+        config.write_text(f"bind {self.host}\nsave \"\"\nappendonly no\ndir {self.workdir}\ndaemonize no\n"
                           + (f"requirepass {self.requirepass}\n" if self.requirepass else "")
+                          # protected mode refuses every non-loopback client of a server without a password
+                          + ("" if self.host.startswith("127.") else "protected-mode no\n")
                           + self._listen())
         argv = [binary, str(config)]
         return self._launch("redis", argv, self._pong, timeout)
