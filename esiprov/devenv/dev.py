@@ -1,7 +1,7 @@
 """``make dev``: a whole esiprov on loopback, up until Ctrl-C, to run ``esiprov ...`` against.
 
 etcd, Redis (the broker), real Heat, an emulated switch (the demo's), a Celery worker on every
-queue, beat, the watcher and Flower, with the shipped templates loaded. It prints the ESIPROV_*
+queue, beat, the watcher (serving /metrics and /healthz) and Flower, with the shipped templates loaded. It prints the ESIPROV_*
 environment as ``export`` lines to paste into another shell, then READY, then waits; Ctrl-C
 (SIGINT) or SIGTERM stops everything it started. Unlike the demo it writes no resources: what to
 create is the operator's to try.
@@ -20,6 +20,7 @@ from esiprov.devenv.demo import SWITCH
 from esiprov.devenv.flower import start_flower
 from esiprov.devenv.local import LocalDeployment
 from esiprov.devenv.pipeline import start_beat
+from esiprov.devenv.process import free_port
 
 #: the line printed once everything is up (after the environment)
 READY = "# esiprov dev: everything is up; Ctrl-C stops it"
@@ -44,12 +45,13 @@ def main() -> int:
     say("starting etcd, Redis, Heat, an emulated switch, a worker, beat, the watcher and Flower ...")
     try:
         with ExitStack() as stack:
-            local = stack.enter_context(LocalDeployment([SWITCH]))
+            metrics = f"127.0.0.1:{free_port()}"
+            local = stack.enter_context(LocalDeployment([SWITCH], watcher_env={"ESIPROV_METRICS_ADDRESS": metrics}))
             stack.enter_context(start_beat(local.env, local.work_dir))
             flower = start_flower(local.env, local.work_dir)
             stack.callback(flower.stop)
-            print(f"# paste into another shell (logs in {local.work_dir}; Flower on {flower.url}; "
-                  f"switch {SWITCH.name} at {SWITCH.ip})")
+            print(f"# paste into another shell (logs in {local.work_dir}; Flower on {flower.url}; the watcher's "
+                  f"metrics on http://{metrics}/metrics; switch {SWITCH.name} at {SWITCH.ip})")
             print(exports(local.env))
             print(READY, flush=True)
             threading.Event().wait()

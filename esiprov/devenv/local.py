@@ -8,7 +8,7 @@ from __future__ import annotations
 import tempfile
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from esiprov import templates
 from esiprov.devenv.etcd import EtcdServer
@@ -43,8 +43,11 @@ def esiprov_env(etcd: EtcdServer, redis: RedisServer, heat: HeatServer, switches
 class LocalDeployment:
     """Start everything, load the shipped templates, run a worker and the watcher."""
 
-    def __init__(self, switches: Iterable[Switch], work_dir: Path | None = None) -> None:
+    def __init__(self, switches: Iterable[Switch], work_dir: Path | None = None,
+                 watcher_env: Mapping[str, str] | None = None) -> None:
         self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="esiprov-local-"))
+        #: variables for the watcher alone (ESIPROV_METRICS_ADDRESS: one port, one watcher)
+        self._watcher_env = dict(watcher_env or {})
         self._switches = list(switches)
         self._stack = ExitStack()
         self.env: dict[str, str] = {}
@@ -65,7 +68,7 @@ class LocalDeployment:
             stack.callback(self.store.close)
             templates.save(self.store, *templates.load_dir(templates.SHIPPED))
             self.worker = stack.enter_context(start_worker(self.env, self.work_dir))
-            self.watcher = stack.enter_context(start_watcher(self.env, self.work_dir))
+            self.watcher = stack.enter_context(start_watcher({**self.env, **self._watcher_env}, self.work_dir))
         except BaseException:
             stack.close()
             raise

@@ -3,11 +3,13 @@ and every process it started gone after Ctrl-C."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,9 @@ def test_make_dev_prints_an_environment_esiprov_works_with_and_ctrl_c_stops_ever
         status = subprocess.run([sys.executable, "-m", "esiprov.cli", "status"], env=env,
                                 capture_output=True, text=True, timeout=60, cwd=ROOT)
         assert status.returncode == 0, status
+        [metrics] = re.findall(r"metrics on (http://\S+/metrics)", "\n".join(lines))
+        with urllib.request.urlopen(metrics, timeout=30) as answer:
+            assert "esiprov_watcher_leader 1.0" in answer.read().decode()
         started = _descendants(dev.pid)
         assert len(started) >= 8, started  # etcd, Redis, Heat, snmpsim, worker, beat, watcher, Flower
         dev.send_signal(signal.SIGINT)
