@@ -359,19 +359,25 @@ def seed_applied(store: Store, start: int, stop: int) -> None:
         store.commit(puts=records)
 
 
-def timed_resync(env: dict[str, str], log: Path) -> tuple[float, float, dict[str, Any]]:
-    """Run ``esiprov resync --json``: (seconds, the child's own peak RSS in MB from wait4, its output)."""
+def timed_cli(env: dict[str, str], log: Path, *argv: str) -> tuple[float, float, bytes]:
+    """Run ``esiprov ARGV``: (seconds, the child's own peak RSS in MB from wait4, its stdout)."""
     started = time.monotonic()
     with open(log, "ab") as errors:
-        proc = subprocess.Popen([sys.executable, "-m", "esiprov.cli", "resync", "--json"],
-                                env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=errors)
+        proc = subprocess.Popen([sys.executable, "-m", "esiprov.cli", *argv], env={**os.environ, **env}, cwd=ROOT,
+                                stdout=subprocess.PIPE, stderr=errors)
         out = proc.stdout.read()
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - started
     if proc.returncode:
-        raise RuntimeError(f"esiprov resync failed ({proc.returncode}); see {log}")
-    return seconds, usage.ru_maxrss / 1024, json.loads(out)
+        raise RuntimeError(f"esiprov {' '.join(argv)} failed ({proc.returncode}); see {log}")
+    return seconds, usage.ru_maxrss / 1024, out
+
+
+def timed_resync(env: dict[str, str], log: Path) -> tuple[float, float, dict[str, Any]]:
+    """Run ``esiprov resync --json``: (seconds, the child's own peak RSS in MB from wait4, its output)."""
+    seconds, mb, out = timed_cli(env, log, "resync", "--json")
+    return seconds, mb, json.loads(out)
 
 
 def resync_figures(env: dict[str, str], logs: Path, sizes: list[int]) -> None:
@@ -455,8 +461,8 @@ def main() -> None:
         if "3" not in args.skip:
             from bench.realheat import real_heat
             real_heat(args.ports, logs, switches, PORT_SWITCH, COMMUNITY, say, load, settings)
-    if "5" not in args.skip:
-        resync_figures(env, logs, sorted({min(1000, args.resync), args.resync}))
+        if "5" not in args.skip:  # while Redis runs: resync checks the broker before it starts
+            resync_figures(env, logs, sorted({min(1000, args.resync), args.resync}))
     say(f"done in {time.monotonic() - started:.0f} s; every service stopped [{load()}]")
 
 
