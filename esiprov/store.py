@@ -208,9 +208,11 @@ class Store:
         role may read only its own prefixes, so the default is esiprov's own)."""
         return self._call(self._client.get_prefix_response, prefix, count_only=True).header.revision
 
-    def scan_resources(self, prefix: str, keys_only: bool = False, page: int = SCAN_PAGE) -> Iterator[Entry]:
+    def scan_resources(self, prefix: str, keys_only: bool = False, page: int = SCAN_PAGE,
+                       plural: str | None = None) -> Iterator[Entry]:
         """What ``scan(prefix)`` gives for a ``<prefix><plural>/<id>`` family (/state/v2.0/, ...), read in short
-        key ranges: one per resource type and first character of the id.
+        key ranges: one per resource type and first character of the id (of the type ``plural`` alone,
+        if given).
 
         Why: for every page etcd walks its index from the page's first key to the range's end
         (3.4 to collect it, 3.5 to count it), so paging through one range of n keys costs
@@ -219,7 +221,8 @@ class Store:
         revision: still one consistent snapshot.
         """
         at: list[int | None] = [None]  # the snapshot's revision, set by the first request
-        for start, end in self._id_ranges(prefix, at):
+        ranges = self._id_ranges(prefix, at) if plural is None else self._first_char_ranges(f"{prefix}{plural}/", at)
+        for start, end in ranges:
             yield from self.scan(start, end, keys_only, page, at[0])
 
     def _first_key(self, start: str, end: str, revision: list[int | None]) -> str | None:

@@ -107,7 +107,8 @@ def fleet_records(now: float) -> dict[str, object]:
         keys.monitoring(DEVICE, "d1"): {"version": 1, "switch": "FAIL"},
         keys.hold(PORT, "p4"): {"worker": "worker-a@host", "task": job("heat_worker", "p4"), "at": now},
         keys.hold(PORT, "p5"): {"worker": "worker-a@host", "task": job("heat_worker", "p5"), "at": now},
-        keys.unsent(PORT, "p6"): {"at": now, "error": "broker down"},
+        keys.workflow(PORT, "p6"): {"version": 1, "action": "create", "jobs": [], "sent_at": now - 10},
+        keys.unsent(PORT, "p6"): {"at": now, "error": "broker down"},  # a claim the broker did not take
         poller.LAST_CYCLE: {"started": now - 30, "by": "beat", "summary": {"seconds": 2.5}, "uptimes": {}},
     }
 
@@ -131,7 +132,7 @@ def test_metrics_count_what_etcd_holds_under_their_fixed_names_and_labels(watche
         ("esiprov_resources", (("resource_type", DEVICE), ("worker_state", "MODIFY_COMPLETED"))): 1,
         ("esiprov_failed_jobs", (("handler", "heat_worker"),)): 2,
         ("esiprov_failed_jobs", (("handler", "monitoring_worker"),)): 1,
-        ("esiprov_workflows_in_flight", ()): 2,
+        ("esiprov_workflows_in_flight", ()): 3,
         ("esiprov_monitoring_status", (("resource_type", PORT), ("status", "UP"))): 1,
         ("esiprov_monitoring_status", (("resource_type", PORT), ("status", "DOWN"))): 1,
         ("esiprov_monitoring_status", (("resource_type", DEVICE), ("status", "FAIL"))): 1,
