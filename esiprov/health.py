@@ -22,6 +22,7 @@ from kombu.utils.url import maybe_sanitize_url
 
 from esiprov import keys
 from esiprov.broker import BROKER_ERRORS, queue_depths
+from esiprov.fleet import Fleet, read_holds, read_workflows
 from esiprov.settings import Endpoint, Settings
 from esiprov.store import Store, StoreError
 
@@ -29,8 +30,6 @@ from esiprov.store import Store, StoreError
 INSPECT_TIMEOUT = 1.0
 #: a leader's heartbeat (every esiprov.watcher.HEARTBEAT, 2 s) older than this: its watch is stuck
 HEARTBEAT_STALE = 30.0
-#: what the last poll cycle record is (esiprov.poller.LAST_CYCLE; not imported: that loads SNMP)
-LAST_CYCLE = f"{keys.POLLER}last_cycle"
 
 
 @dataclass
@@ -94,7 +93,7 @@ def leader(store: Store, now: float) -> dict[str, Any] | None:
 
 def last_poll(store: Store, now: float) -> dict[str, Any] | None:
     """The last finished poll cycle; its age counts from when it ended."""
-    found = store.value(LAST_CYCLE)
+    found = store.value(keys.POLL_CYCLE)
     if not isinstance(found, dict):
         return None
     summary: dict[str, Any] = found["summary"] if isinstance(found.get("summary"), dict) else {}
@@ -106,20 +105,12 @@ def last_poll(store: Store, now: float) -> dict[str, Any] | None:
 
 def fleet(store: Store, now: float) -> dict[str, Any]:
     """Failed jobs, workflows in flight (and the oldest one's age), unsent ones and the workers holding work."""
-    oldest, in_flight = None, 0
-    for entry in store.scan(keys.WORKFLOWS):
-        in_flight += 1
-        sent = entry.value.get("sent_at") if isinstance(entry.value, dict) else None
-        if isinstance(sent, (int, float)) and (oldest is None or sent < oldest):
-            oldest = sent
-    holders, holds = set(), 0
-    for entry in store.scan(keys.HOLDS):
-        holds += 1
-        if isinstance(entry.value, dict):
-            holders.add(entry.value.get("worker"))
-    return {"failed_jobs": store.count(keys.FAILURES), "workflows_in_flight": in_flight,
-            "oldest_workflow_age_seconds": _age(now, oldest), "unsent": store.count(keys.UNSENT),
-            "holds": holds, "holding_workers": len(holders)}
+    counts = Fleet()
+    read_workflows(store, counts)
+    read_holds(store, counts)
+    return {"failed_jobs": store.count(keys.FAILURES), "workflows_in_flight": counts.workflows,
+            "oldest_workflow_age_seconds": _age(now, counts.oldest_sent_at), "unsent": store.count(keys.UNSENT),
+            "holds": sum(counts.held.values()), "holding_workers": len(counts.held)}
 
 
 def consumers(app: Celery, timeout: float = INSPECT_TIMEOUT) -> dict[str, list[str]] | None:

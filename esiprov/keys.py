@@ -22,6 +22,8 @@ HEAT_OPS = f"{WORKER}heat_ops/"
 WORKER_CONFIG = f"{WORKER}config/{API}/"
 #: the SNMP poller's cycle lock and last cycle record
 POLLER = f"{WORKER}poller/"
+#: the last finished poll cycle: when it started, by whom, its summary and the devices' uptimes
+POLL_CYCLE = f"{POLLER}last_cycle"
 WATCHER_LEADER = f"{WORKER}watcher/leader"
 #: the leading watcher's heartbeat: its last processed revision, and a liveness probe of its watch stream
 WATCHER_HEARTBEAT = f"{WORKER}watcher/heartbeat"

@@ -29,16 +29,13 @@ import logging
 import socket
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from esiprov import keys
-from esiprov.poller import LAST_CYCLE
+from esiprov.fleet import Fleet, read_fleet
 from esiprov.settings import ConfigError, Endpoint
 from esiprov.store import Store, StoreError
 
@@ -49,11 +46,6 @@ log = logging.getLogger(__name__)
 
 #: seconds a fleet read from etcd is reused by later scrapes
 CACHE_SECONDS = 5.0
-#: keys per etcd request while the fleet is read: a /state value with a long Heat error may take a
-#: few kB, and gRPC refuses answers over 4 MB
-PAGE = 1000
-#: the handler label of a failure record whose key is not a job id
-UNKNOWN = "unknown"
 #: the text format generate_latest writes (named here: older prometheus_client has no constant for it)
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -68,106 +60,6 @@ class WatcherView(Protocol):
     def activity(self) -> Activity: ...
 
     def session_alive(self) -> bool: ...
-
-
-@dataclass
-class Fleet:
-    """The fleet's numbers, as read from etcd at one moment."""
-
-    #: (resource_type, worker_state) -> resources
-    resources: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: handler -> jobs with a failure record
-    failed_jobs: Counter[str] = field(default_factory=Counter)
-    workflows: int = 0
-    #: sent_at (epoch seconds) of the workflow sent longest ago; None when none is in flight
-    oldest_sent_at: float | None = None
-    #: (resource_type, status) -> /monitoring fields with that status
-    monitoring: Counter[tuple[str, str]] = field(default_factory=Counter)
-    #: worker -> workflows whose message it holds
-    held: Counter[str] = field(default_factory=Counter)
-    unsent: int = 0
-    #: the last poll cycle: how long it took, and when it finished (epoch seconds); None before the first
-    poll_seconds: float | None = None
-    poll_finished_at: float | None = None
-    #: seconds the read took
-    read_seconds: float = 0.0
-
-
-# --- reading the fleet from etcd -------------------------------------------------------------------
-
-def handler_of(job_id: str) -> str:
-    """The handler of a job id ``<action>:<handler>:<type>:<id>:<version>:<x>``."""
-    parts = job_id.split(":")
-    return parts[1] if len(parts) == 6 and parts[1] else UNKNOWN
-
-
-def worker_state_of(value: Any) -> str:
-    """worker_state of a /state value {"state": {"worker_state": ...}, ...}; "" when it has none."""
-    state = value.get("state") if isinstance(value, dict) else None
-    return str(state.get("worker_state") or "") if isinstance(state, dict) else ""
-
-
-def statuses_of(value: Any) -> list[str]:
-    """The statuses of a /monitoring value {"version": N, "<field>": "UP"|"DOWN"|"FAIL"}."""
-    if not isinstance(value, dict):
-        return []
-    return [status for name, status in value.items() if name != "version" and isinstance(status, str)]
-
-
-def _per_type(store: Store, prefix: str) -> Iterator[tuple[str, Any]]:
-    """(resource type, value) of every resource record under ``prefix`` (/state/..., /monitoring/...)."""
-    for entry in store.scan_resources(prefix, page=PAGE):
-        found = keys.resource_of(entry.key, prefix)
-        if found is not None:
-            yield found[0], entry.value
-
-
-def read_resources(store: Store, fleet: Fleet) -> None:
-    fleet.resources.update((rtype, worker_state_of(value)) for rtype, value in _per_type(store, keys.STATE))
-
-
-def read_monitoring(store: Store, fleet: Fleet) -> None:
-    fleet.monitoring.update((rtype, status) for rtype, value in _per_type(store, keys.MONITORING)
-                            for status in statuses_of(value))
-
-
-def read_failed_jobs(store: Store, fleet: Fleet) -> None:
-    """The handler is in the failure record's key (its job id): keys alone are read."""
-    fleet.failed_jobs.update(handler_of(entry.key[len(keys.FAILURES):])
-                             for entry in store.scan(keys.FAILURES, keys_only=True, page=PAGE))
-
-
-def read_workflows(store: Store, fleet: Fleet) -> None:
-    for entry in store.scan(keys.WORKFLOWS, page=PAGE):
-        fleet.workflows += 1
-        sent_at = entry.value.get("sent_at") if isinstance(entry.value, dict) else None
-        if isinstance(sent_at, (int, float)):
-            fleet.oldest_sent_at = sent_at if fleet.oldest_sent_at is None else min(sent_at, fleet.oldest_sent_at)
-
-
-def read_holds(store: Store, fleet: Fleet) -> None:
-    fleet.held.update(str(entry.value.get("worker", UNKNOWN)) if isinstance(entry.value, dict) else UNKNOWN
-                      for entry in store.scan(keys.HOLDS, page=PAGE))
-
-
-def read_poll_cycle(store: Store, fleet: Fleet) -> None:
-    """The poller's record of its last cycle: when it started and, in its summary, how long it took."""
-    last = store.value(LAST_CYCLE)
-    summary = last.get("summary") if isinstance(last, dict) else None
-    if isinstance(summary, dict) and isinstance(last.get("started"), (int, float)):
-        fleet.poll_seconds = float(summary.get("seconds", 0.0))
-        fleet.poll_finished_at = last["started"] + fleet.poll_seconds
-
-
-def read_fleet(store: Store) -> Fleet:
-    """Every fleet number, page by page; raises StoreError when etcd does not answer."""
-    started = time.monotonic()
-    fleet = Fleet()
-    for read in (read_resources, read_monitoring, read_failed_jobs, read_workflows, read_holds, read_poll_cycle):
-        read(store, fleet)
-    fleet.unsent = store.count(keys.UNSENT)
-    fleet.read_seconds = time.monotonic() - started
-    return fleet
 
 
 # --- the Prometheus collector --------------------------------------------------------------------

@@ -58,7 +58,7 @@ POLLER = keys.POLLER
 #: held (on a lease) while a cycle runs
 LOCK = f"{POLLER}lock"
 #: when the last cycle started, what it found, and the sysUpTime of every device it reached
-LAST_CYCLE = f"{POLLER}last_cycle"
+LAST_CYCLE = keys.POLL_CYCLE
 #: devices polled at once; bounds the threads (and UDP sockets) one cycle uses
 WORKERS = 32
 #: seconds the lock outlives a crashed holder; a running cycle refreshes it
