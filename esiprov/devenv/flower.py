@@ -52,10 +52,12 @@ class Flower(Service):
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
             return json.loads(response.read())
 
-    def hears(self, worker: Service) -> bool:
-        """Flower has received events from ``worker`` (started as ``-n <name>@...``) and counts it alive."""
+    def hears(self, worker: Service, heartbeats: int = 2) -> bool:
+        """Flower counts ``worker`` (started as ``-n <name>@...``) alive and has had ``heartbeats`` of its
+        heartbeats (every 2 s): its event stream from that worker is established, not just starting."""
         found = self.get("/workers", json=1)["data"]
-        return any(str(w.get("hostname", "")).startswith(f"{worker.name}@") and w.get("status") for w in found)
+        return any(str(w.get("hostname", "")).startswith(f"{worker.name}@") and w.get("status")
+                   and len(w.get("heartbeats") or []) >= heartbeats for w in found)
 
     def tasks(self, **filters: Any) -> dict[str, dict[str, Any]]:
         """Flower's task records by task id (= esiprov job id): name, state, args, kwargs, result ...
