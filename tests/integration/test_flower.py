@@ -18,23 +18,23 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def flower(broker_pipeline, tmp_path_factory) -> Iterator[Flower]:
+def flower(own_pipeline, tmp_path_factory) -> Iterator[Flower]:
     """Flower started before the run it should show: it only knows the events it received."""
     try:
-        server = start_flower(broker_pipeline.env, tmp_path_factory.mktemp("flower"))
+        server = start_flower(own_pipeline.env, tmp_path_factory.mktemp("flower"))
     except ServiceError as exc:
         pytest.fail(f"Flower did not start: {exc}", pytrace=False)
     with server:
-        wait_for_events(server, broker_pipeline.worker)
+        wait_for_events(server, own_pipeline.worker)
         yield server
 
 
 @pytest.fixture(scope="module")
-def finished_run(broker_pipeline, flower) -> tuple[str, dict[str, dict[str, Any]]]:
+def finished_run(own_pipeline, flower) -> tuple[str, dict[str, dict[str, Any]]]:
     """A device created end to end while Flower watched: (its id, Flower's records of its tasks)."""
     device = {**seed.device_body(), "id": str(uuid.uuid4()), "existing": "existing", "hostname": "QFX-FLOWER"}
-    put_config(broker_pipeline.store, "ese_device", device)
-    state = wait_for_state(broker_pipeline.store, "ese_device", device["id"], 1, timeout=180)
+    put_config(own_pipeline.store, "ese_device", device)
+    state = wait_for_state(own_pipeline.store, "ese_device", device["id"], 1, timeout=180)
     assert state["state"]["worker_state"] == "CREATE_COMPLETED", state
     found: dict[str, dict[str, Any]] = {}
 
@@ -58,8 +58,8 @@ def test_flower_lists_the_three_steps_of_a_finished_run_by_job_id_and_task_name(
     assert list(ast.literal_eval(by_name["esiprov.finalize"][1]["args"])) == ["ese_device", device_id, 1]
 
 
-def test_no_heat_token_or_community_appears_anywhere_in_flowers_task_records(broker_pipeline, flower, finished_run):
+def test_no_heat_token_or_community_appears_anywhere_in_flowers_task_records(own_pipeline, flower, finished_run):
     _, tasks = finished_run
-    secrets = {broker_pipeline.env["ESIPROV_HEAT_TOKEN"], COMMUNITY}
+    secrets = {own_pipeline.env["ESIPROV_HEAT_TOKEN"], COMMUNITY}
     everything = json.dumps(flower.tasks()) + json.dumps([flower.get(f"/api/task/info/{t}") for t in tasks])
     assert [secret for secret in secrets if secret in everything] == []
