@@ -1,6 +1,5 @@
 """Celery settings for esiprov (the baseline of research/anchors.md §3.6), from esiprov.settings."""
-from kombu import Exchange, Queue
-
+from esiprov import steps
 from esiprov.settings import current
 
 _settings = current()
@@ -53,21 +52,15 @@ task_time_limit = 180
 # no task events unless a monitor asks for them (Flower turns them on when it starts).
 result_expires = 24 * 3600
 
-# One queue per step (plus the periodic poller), so slow Heat polling never starves the others.
-task_queues = [Queue(name, Exchange(name), routing_key=name)
-               for name in ("heat_worker", "monitoring_worker", "finalize", "poller")]
-task_default_queue = "finalize"
-task_routes = {
-    "esiprov.heat_worker": {"queue": "heat_worker"},
-    "esiprov.monitoring_worker": {"queue": "monitoring_worker"},
-    "esiprov.finalize": {"queue": "finalize"},
-    "esiprov.resync": {"queue": "finalize"},
-    "esiprov.poll_targets": {"queue": "poller"},
-}
+# One queue per handler (plus finalize's and the periodic poller's), so slow Heat polling never
+# starves the others: declared once, in esiprov.steps.
+task_queues = steps.queues()
+task_default_queue = steps.FINALIZE.queue
+task_routes = steps.routes()
 
 beat_schedule = {
-    "resync": {"task": "esiprov.resync", "schedule": _settings.resync_interval},
+    steps.RESYNC.name: {"task": steps.RESYNC.task_name, "schedule": _settings.resync_interval},
     # a poll that waited longer than one interval in the queue is dropped: the next one is due anyway
-    "poll_targets": {"task": "esiprov.poll_targets", "schedule": _settings.monitor_interval,
-                     "options": {"expires": _settings.monitor_interval}},
+    steps.POLL_TARGETS.name: {"task": steps.POLL_TARGETS.task_name, "schedule": _settings.monitor_interval,
+                              "options": {"expires": _settings.monitor_interval}},
 }

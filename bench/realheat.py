@@ -43,7 +43,7 @@ from esiprov.devenv.local import HEAT_TOKEN, esiprov_env
 from esiprov.devenv.pipeline import start_watcher, start_worker
 from esiprov.devenv.redis import RedisServer
 from esiprov.devenv.switches import Switch, Switches
-from esiprov.model import Job
+from esiprov.documents import Job
 from esiprov.settings import from_env
 from esiprov.store import Change, Store
 

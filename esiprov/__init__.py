@@ -8,12 +8,12 @@ How a resource version flows, and the module that does each step::
           v              "this key changed" and goes to reconcile (level-triggered)
     reconcile -- plan    planner: config version vs applied /state -> create | modify |
           |              logical_delete -> jobs, templates chosen and params resolved
-          |              (templates, mappings, model)
+          |              (templates, mappings)
           v
        dispatch          one etcd transaction: /jobs/all/<job id> + the workflow record (the
           |              resource's lock), then one Celery chain (task id = job id)
           v
-    chain (tasks)        heat_worker (heat) -> monitoring_worker (snmp) -> finalize
+    chain (tasks)        heat_worker (heat) -> monitoring_worker (snmp, target_kinds) -> finalize
           |              each step loads its job from etcd, waits without holding a worker,
           v              retries transient errors, and fails into /state when it cannot succeed
        publish           /state and /monitoring composed from job_state; the workflow released;
@@ -25,9 +25,15 @@ How a resource version flows, and the module that does each step::
       poller    celery beat's SNMP polls keep /monitoring true
       requeue, jobstatus, cli   what operators run and read
 
+The contract, each in one module: what every etcd key holds (documents, with
+the key layout in keys), every Celery task with its queue (steps), every kind of
+monitoring target (target_kinds), and one root of errors, transient or
+permanent (errors).
+
 The layers (lower ones never import higher ones, the library never imports
 ``tasks`` or ``esiprov.devenv``) are a contract that ``lint-imports`` checks, in
-setup.cfg: settings, keys, mappings -> store, model -> templates, publish, leader,
-heat, snmp, broker -> planner -> dispatch, poller -> reconcile, requeue,
-jobstatus, recovery, holds -> watcher, app -> cli.
+setup.cfg: errors -> settings, keys, mappings, steps -> store, documents ->
+templates, publish, leader, heat, snmp, broker -> planner, target_kinds ->
+dispatch, poller -> reconcile, requeue, jobstatus, recovery, holds -> watcher,
+app -> cli.
 """

@@ -1,16 +1,16 @@
 """The esiprov Celery app, built in the library: commands send with it, ``tasks`` registers the steps on it.
 
 The library never imports ``tasks`` (the steps need a worker's context; the
-commands only send by task name and read results). The steps' modules are named
-in ``include``, so any process that starts a worker on this app registers them;
+commands only send by task name and read results). The steps' modules
+(esiprov.steps) are named in ``include``, so any process that starts a worker on
+this app registers them;
 ``tasks`` re-exports this app, so ``celery -A tasks worker`` is unchanged.
 """
 from __future__ import annotations
 
 from celery import Celery
 
-#: the modules whose import registers every task of the app
-TASK_MODULES = ("tasks.finalize", "tasks.heat_worker", "tasks.monitoring_worker", "tasks.poller", "tasks.resync")
+from esiprov import steps
 
-app = Celery("esiprov", include=list(TASK_MODULES))
+app = Celery("esiprov", include=steps.modules())
 app.config_from_object("celeryconfig")

@@ -25,6 +25,7 @@ from rich.progress import Progress
 
 from esiprov import broker, completion, health, jobstatus, keys, logs, planner, requeue, resources, templates
 from esiprov.broker import BROKER_ERRORS
+from esiprov.errors import EsiprovError
 from esiprov.follow import follow
 from esiprov.heat import HeatError
 from esiprov.output import age, console, one_line, print_json, stream_json, stream_table, table
@@ -245,7 +246,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
         print_json({"id": view.id, "handler": view.handler, "attempts": view.attempts, "status": view.status,
                     "celery_state": view.celery.get("status"), "error": view.error, "failure": view.failure,
                     "worker": row["worker"], "waiting_for": row["waiting_for"],
-                    "waiting_seconds": row["waiting_seconds"], "job": view.job})
+                    "waiting_seconds": row["waiting_seconds"], "job": view.job.document()})
         return EXIT_OK
     fields = ("id", "resource", "version", "action", "handler", "attempts", "status", "worker", "celery_state",
               "error")
@@ -253,7 +254,7 @@ def cmd_jobs_show(args: argparse.Namespace) -> int:
           + [{"field": "waiting for", "value": _waiting(row)}] * bool(row["waiting_for"])
           + [{"field": "age", "value": age(row["age_seconds"])}], ["field", "value"])
     print("job document:")
-    print_json(view.job)
+    print_json(view.job.document())
     return EXIT_OK
 
 
@@ -541,10 +542,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except templates.TemplateError as exc:  # one problem per line, as validate lists them
         print(f"esiprov: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except (StoreError, ConfigError) as exc:
-        message, code = str(exc), EXIT_FAILED
     except HeatError as exc:
         message, code = f"Heat: {exc}", EXIT_FAILED
+    except EsiprovError as exc:  # etcd, a setting, a config or mapping: the message says which
+        message, code = str(exc), EXIT_FAILED
     except BROKER_ERRORS as exc:
         message, code = _broker_error(exc), EXIT_FAILED
     except KeyboardInterrupt:

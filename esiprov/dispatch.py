@@ -4,54 +4,25 @@ The transaction writes every ``/jobs/all/<id>`` of the version together with the
 resource's workflow record, and only if no workflow of that resource is in
 flight: that record is the "one workflow per resource at a time" lock, released
 by finalize or by a failure. The chain runs the jobs in order (task id = job id,
-queue = handler) and ends with finalize.
+queue = the handler's, esiprov.steps) and ends with finalize.
 """
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery, chain
 
-from esiprov import keys
+from esiprov import keys, steps
 from esiprov.broker import BROKER_ERRORS
-from esiprov.model import Job
+from esiprov.documents import (AppliedConfig, Job, JobEntry, UnsentMarker, WorkflowRecord, finalize_task_id,
+                               workflow_record)
 from esiprov.planner import Plan
 from esiprov.settings import current
 from esiprov.store import Compare, Entry, Store
 
 log = logging.getLogger(__name__)
-
-FINALIZE = "finalize"
-
-
-def task_name(handler: str) -> str:
-    return f"esiprov.{handler}"
-
-
-def finalize_task_id(job_name: str) -> str:
-    """The task id of a workflow's finalize step (its jobs' ids are the job ids)."""
-    return f"{FINALIZE}:{job_name}"
-
-
-def resource_of_task(task_id: str) -> tuple[str, str] | None:
-    """(type, id) of the resource a workflow task works on, from its task id; None for other tasks.
-
-    Step task ids are job ids ``<action>:<handler>:<type>:<id>:<version>:<x>``; finalize's are
-    ``finalize:<type>:<id>:<version>``.
-    """
-    parts = task_id.split(":")
-    if len(parts) == 4 and parts[0] == FINALIZE:
-        return parts[1], parts[2]
-    if len(parts) == 6:
-        return parts[2], parts[3]
-    return None
-
-
-def workflow_record(version: int, action: str, job_ids: list[str]) -> dict[str, Any]:
-    """The resource's one-workflow-at-a-time lock: which version runs, its jobs, when it was sent."""
-    return {"version": version, "action": action, "jobs": job_ids, "sent_at": time.time()}
 
 
 def claim(store: Store, plan: Plan) -> bool:
@@ -64,22 +35,22 @@ def claim(store: Store, plan: Plan) -> bool:
     if plan.action is None:
         raise ValueError(f"{resource.name}: version {resource.version} is applied already; nothing to claim")
     workflow = workflow_record(resource.version, plan.action, [job.id for job in plan.jobs])
-    copy = {"body": resource.body, "version": resource.version, "deleted": False}
+    copy = AppliedConfig(body=resource.body, version=resource.version, deleted=False)
     puts: dict[str, Any] = {keys.workflow(resource.rtype, resource.rid): workflow,
                             keys.worker_config(resource.rtype, resource.rid): copy}
-    puts.update({keys.job(job.id): [job.handler, job.document(), 0] for job in plan.jobs})
+    puts.update({keys.job(job.id): JobEntry(job.handler, job).to_etcd() for job in plan.jobs})
     return store.commit([Compare.absent(keys.workflow(resource.rtype, resource.rid))], puts)
 
 
 def send(app: Celery, jobs: list[Job]) -> None:
     """Start the chain of a claimed workflow: one task per job, then finalize."""
     last = jobs[-1]
-    steps = [app.signature(task_name(job.handler), args=(job.id,), immutable=True)
-             .set(task_id=job.id, queue=job.handler) for job in jobs]
-    steps.append(app.signature(task_name(FINALIZE), args=(last.resource_type, last.resource_id, last.version),
-                               immutable=True)
-                 .set(task_id=finalize_task_id(last.job_name), queue=FINALIZE))
-    chain(*steps).apply_async()
+    signatures = [app.signature(step.task_name, args=(job.id,), immutable=True).set(task_id=job.id, queue=step.queue)
+                  for job in jobs for step in [steps.handler(job.handler)]]
+    signatures.append(app.signature(steps.FINALIZE.task_name, immutable=True,
+                                    args=(last.resource_type, last.resource_id, last.version))
+                      .set(task_id=finalize_task_id(last.job_name), queue=steps.FINALIZE.queue))
+    chain(*signatures).apply_async()
 
 
 def dispatch(store: Store, app: Celery, plan: Plan) -> bool:
@@ -102,13 +73,13 @@ def _send_or_mark(store: Store, app: Celery, jobs: list[Job]) -> bool:
     except BROKER_ERRORS as exc:
         last = jobs[-1]
         error = current().redact(str(exc))
-        store.put(keys.unsent(last.resource_type, last.resource_id), {"at": time.time(), "error": error})
+        store.put(keys.unsent(last.resource_type, last.resource_id), UnsentMarker(at=time.time(), error=error))
         log.error("%s: the broker did not take the workflow (%s); it is sent when the broker answers",
                   last.job_name, error)
         return False
 
 
-def stale(workflow: dict[str, Any], after: float) -> bool:
+def stale(workflow: WorkflowRecord, after: float) -> bool:
     """A workflow sent more than ``after`` seconds ago and still in flight."""
     return time.time() - workflow.get("sent_at", 0) >= after
 
@@ -121,9 +92,9 @@ def resend(store: Store, app: Celery, workflow: Entry) -> bool:
     compare-and-put (which also clears an unsent marker), so concurrent
     recoveries resend once.
     """
-    record = {**workflow.value, "sent_at": time.time()}
+    record = cast(WorkflowRecord, {**workflow.value, "sent_at": time.time()})
     found = [store.value(keys.job(job_id)) for job_id in record["jobs"]]
-    jobs = [Job.from_document(entry[1]) for entry in found if entry is not None]
+    jobs = [JobEntry.from_etcd(entry).job for entry in found if entry is not None]
     if not jobs:
         return False
     marker = keys.unsent(jobs[-1].resource_type, jobs[-1].resource_id)

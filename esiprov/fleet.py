@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from esiprov import keys
+from esiprov.documents import JobId, monitoring_statuses, worker_state_of
 from esiprov.store import Store
 
 #: keys per etcd request while the fleet is read: a /state value with a long Heat error may take a
@@ -46,23 +47,10 @@ class Fleet:
 
 # --- reading the fleet from etcd -------------------------------------------------------------------
 
-def handler_of(job_id: str) -> str:
-    """The handler of a job id ``<action>:<handler>:<type>:<id>:<version>:<x>``."""
-    parts = job_id.split(":")
-    return parts[1] if len(parts) == 6 and parts[1] else UNKNOWN
-
-
-def worker_state_of(value: Any) -> str:
-    """worker_state of a /state value {"state": {"worker_state": ...}, ...}; "" when it has none."""
-    state = value.get("state") if isinstance(value, dict) else None
-    return str(state.get("worker_state") or "") if isinstance(state, dict) else ""
-
-
-def statuses_of(value: Any) -> list[str]:
-    """The statuses of a /monitoring value {"version": N, "<field>": "UP"|"DOWN"|"FAIL"}."""
-    if not isinstance(value, dict):
-        return []
-    return [status for name, status in value.items() if name != "version" and isinstance(status, str)]
+def handler_of(key: str) -> str:
+    """The handler of a failure record's job id; UNKNOWN when its key is not a job id."""
+    job = JobId.of(keys.job_id_of(key, keys.FAILURES) or "")
+    return job.handler if job else UNKNOWN
 
 
 def _per_type(store: Store, prefix: str) -> Iterator[tuple[str, Any]]:
@@ -79,12 +67,12 @@ def read_resources(store: Store, fleet: Fleet) -> None:
 
 def read_monitoring(store: Store, fleet: Fleet) -> None:
     fleet.monitoring.update((rtype, status) for rtype, value in _per_type(store, keys.MONITORING)
-                            for status in statuses_of(value))
+                            for status in monitoring_statuses(value).values())
 
 
 def read_failed_jobs(store: Store, fleet: Fleet) -> None:
     """The handler is in the failure record's key (its job id): keys alone are read."""
-    fleet.failed_jobs.update(handler_of(entry.key[len(keys.FAILURES):])
+    fleet.failed_jobs.update(handler_of(entry.key)
                              for entry in store.scan(keys.FAILURES, keys_only=True, page=PAGE))
 
 

@@ -77,7 +77,8 @@ def etcd_health(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _age(now: float, at: Any) -> float | None:
-    return round(now - at, 1) if isinstance(at, (int, float)) else None
+    """Seconds from ``at`` to ``now``; 0 for a record written after ``now`` was taken (the reading began)."""
+    return max(0.0, round(now - at, 1)) if isinstance(at, (int, float)) else None
 
 
 def leader(store: Store, now: float) -> dict[str, Any] | None:

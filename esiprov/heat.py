@@ -22,6 +22,8 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 from keystoneauth1.identity import v3
 
+from esiprov.documents import HeatOutput
+from esiprov.errors import Permanent, Transient
 from esiprov.settings import ConfigError, Settings
 
 #: seconds per HTTP request to Heat (and Keystone)
@@ -41,11 +43,11 @@ class HeatError(Exception):
     """A Heat call failed; the message says which call and why, without secrets."""
 
 
-class HeatUnavailable(HeatError):
+class HeatUnavailable(HeatError, Transient):
     """Transient (connection error, timeout, HTTP 5xx, action in progress): retry later."""
 
 
-class HeatRejected(HeatError):
+class HeatRejected(HeatError, Permanent):
     """Permanent (bad template, bad parameters, update of a missing stack): retrying won't help."""
 
 
@@ -57,7 +59,7 @@ class Stack:
     id: str
     status: str
     status_reason: str
-    outputs: list[dict[str, Any]]
+    outputs: list[HeatOutput]
     #: when Heat last changed the stack ("" before any update)
     updated_time: str = ""
 

@@ -27,7 +27,7 @@ from typing import Any
 from celery import signals
 
 from esiprov import keys
-from esiprov.dispatch import resource_of_task
+from esiprov.documents import HoldRecord, resource_of_task
 from esiprov.settings import current
 from esiprov.store import Store, StoreError
 
@@ -55,7 +55,7 @@ class Holder:
 
     def hold(self, rtype: str, rid: str, task_id: str) -> None:
         """Record that this worker holds the message ``task_id`` of resource ``rtype`` ``rid``."""
-        record = {"worker": self.name, "task": task_id, "at": time.time()}
+        record = HoldRecord(worker=self.name, task=task_id, at=time.time())
         for attempt in range(2):  # a lease that expired meanwhile (a frozen worker) is replaced once
             lease = None
             try:

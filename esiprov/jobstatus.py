@@ -12,11 +12,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery, states
 
 from esiprov import keys
+from esiprov.documents import FailureRecord, HoldRecord, Job, JobEntry, JobId
 from esiprov.store import Store
 
 PENDING, RUNNING, DONE, FAILED, BLOCKED, WAITING = "pending", "running", "done", "failed", "blocked", "waiting"
@@ -31,13 +32,13 @@ class JobView:
     id: str
     handler: str
     attempts: int
-    job: dict[str, Any]
-    failure: dict[str, Any] | None
+    job: Job
+    failure: FailureRecord | None
     celery: dict[str, Any] = field(default_factory=dict)
     #: the failed job of the same workflow that stopped the chain before this one
     blocked_by: str | None = None
     #: the hold record of the worker holding this job's message now (esiprov.holds), if any
-    hold: dict[str, Any] | None = None
+    hold: HoldRecord | None = None
     #: jobs of other resources this one depends on that are still in /jobs/all: it waits for them
     waiting_for: list[str] = field(default_factory=list)
     #: epoch seconds its workflow was sent (or sent again): the wait began then
@@ -76,9 +77,9 @@ class JobView:
 
     def since(self) -> float | None:
         """Epoch seconds of the last known event: the failure, a worker receiving it, Celery finishing the step."""
-        for record in (self.failure, self.hold):
-            if record is not None and isinstance(record.get("at"), (int, float)):
-                return float(record["at"])
+        for at in (self.failure and self.failure.get("at"), self.hold and self.hold.get("at")):
+            if isinstance(at, (int, float)):
+                return float(at)
         done = self.celery.get("date_done")
         if isinstance(done, str):
             try:
@@ -90,9 +91,10 @@ class JobView:
     def row(self) -> dict[str, Any]:
         """The flat record of ``jobs list --json``."""
         since = self.since()
-        return {"id": self.id, "resource": f"{self.job['resource_type']}:{self.job['resource_id']}",
-                "type": self.job["resource_type"], "resource_id": self.job["resource_id"],
-                "version": self.job["version"], "action": self.job["action"], "handler": self.handler,
+        job = self.job
+        return {"id": self.id, "resource": f"{job.resource_type}:{job.resource_id}",
+                "type": job.resource_type, "resource_id": job.resource_id,
+                "version": job.version, "action": job.action, "handler": self.handler,
                 "attempts": self.attempts, "status": self.status,
                 "worker": self.hold.get("worker") if self.hold else None,
                 "celery_state": self.celery.get("status", states.PENDING),
@@ -110,21 +112,21 @@ def celery_meta(app: Celery, task_id: str) -> dict[str, Any]:
     return dict(app.backend.get_task_meta(task_id))
 
 
-def _workflow_of(job_id: str) -> str:
-    """``<type>:<id>:<version>`` (the job_name) from a job id ``<action>:<handler>:<type>:<id>:<version>:<x>``."""
-    return ":".join(job_id.split(":")[2:5])
+def _workflow_of(job_id: str) -> str | None:
+    """The workflow (job_name) of a job id; None for a key that is not one."""
+    job = JobId.of(job_id)
+    return None if job is None else job.job_name
 
 
-def _waits_for(job: dict[str, Any], present: set[str]) -> list[str]:
+def _waits_for(job: Job, present: set[str]) -> list[str]:
     """The jobs of other resources that ``job`` depends on and that are still in /jobs/all (``present``)."""
-    own = [job.get("resource_type"), job.get("resource_id")]
-    return [dep for dep in job.get("dependency") or [] if dep.split(":")[2:4] != own and dep in present]
+    return [dep for dep in job.dependency if job.depends_on_other_resource(dep) and dep in present]
 
 
-def _sent_at(workflows: dict[tuple[str, str], Any], job: dict[str, Any]) -> float | None:
+def _sent_at(workflows: dict[tuple[str, str], Any], job: Job) -> float | None:
     """When the workflow of ``job``'s version was sent; None when another version's runs (or none)."""
-    record = workflows.get((str(job.get("resource_type")), str(job.get("resource_id"))))
-    if isinstance(record, dict) and record.get("version") == job.get("version"):
+    record = workflows.get((job.resource_type, job.resource_id))
+    if isinstance(record, dict) and record.get("version") == job.version:
         return record.get("sent_at")
     return None
 
@@ -132,22 +134,24 @@ def _sent_at(workflows: dict[tuple[str, str], Any], job: dict[str, Any]) -> floa
 def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: bool = False,
               job_id: str | None = None) -> list[JobView]:
     """The jobs in /jobs/all (of ``rtype``, only failed ones, or just ``job_id``), in key order."""
-    failures = {e.key[len(keys.FAILURES):]: e.value for e in store.range(keys.FAILURES)[0]}
+    failures = {found: e.value for e in store.range(keys.FAILURES)[0]
+                if (found := keys.job_id_of(e.key, keys.FAILURES))}
     failed_in = {_workflow_of(failed): failed for failed in failures}
-    held = {e.value.get("task"): e.value for e in store.range(keys.HOLDS)[0] if isinstance(e.value, dict)}
-    workflows = {found: e.value for e in store.range(keys.WORKFLOWS)[0]
-                 if (found := keys.resource_of(e.key, keys.WORKFLOWS))}
-    entries = store.range(keys.JOBS)[0]
-    present = {entry.key[len(keys.JOBS):] for entry in entries}
+    holds = (cast(HoldRecord, e.value) for e in store.range(keys.HOLDS)[0] if isinstance(e.value, dict))
+    held = {hold["task"]: hold for hold in holds if "task" in hold}
+    workflows = {resource: e.value for e in store.range(keys.WORKFLOWS)[0]
+                 if (resource := keys.resource_of(e.key, keys.WORKFLOWS))}
+    entries = {found: JobEntry.from_etcd(e.value) for e in store.range(keys.JOBS)[0]
+               if (found := keys.job_id_of(e.key))}
+    present = set(entries)
     views = []
-    for entry in entries:
-        handler, job, attempts = entry.value
-        this = entry.key[len(keys.JOBS):]
-        if (rtype and job.get("resource_type") != rtype) or (job_id and this != job_id):
+    for this, entry in entries.items():
+        job = entry.job
+        if (rtype and job.resource_type != rtype) or (job_id and this != job_id):
             continue
         meta = celery_meta(app, this)
         blocked = meta.get("status") == states.FAILURE and this not in failures
-        views.append(JobView(this, handler, attempts, job, failures.get(this), meta,
+        views.append(JobView(this, entry.handler, entry.attempts, job, failures.get(this), meta,
                              failed_in.get(_workflow_of(this)) if blocked else None, held.get(this),
                              _waits_for(job, present), _sent_at(workflows, job)))
     return [v for v in views if v.status == FAILED] if failed_only else views

@@ -1,14 +1,15 @@
-"""The etcd key layout, one function per key family.
+"""The etcd key layout, one function per key family, and the inverse of each (key -> its parts).
 
 The API server owns /config (esiprov never writes resource configs); esiprov
 writes /jobs, /state, /monitoring and keeps its own records under /esi-worker/.
 Resource types are singular (``ese_physical_port``); keys use the plural.
+What each key holds is typed in esiprov.documents.
 """
 from __future__ import annotations
 
 API = "v2.0"
 CONFIG = f"/config/{API}/"
-#: the published outcome per resource (the API server reads it)
+#: written by esiprov, read by the API server: each resource's composed state and monitoring status
 STATE = f"/state/{API}/"
 MONITORING = f"/monitoring/{API}/"
 TEMPLATES = f"{CONFIG}heat_templates/"
@@ -31,9 +32,6 @@ WATCHER_HEARTBEAT = f"{WORKER}watcher/heartbeat"
 HOLDS = f"{WORKER}holds/{API}/"
 #: workflows claimed in etcd whose messages could not be handed to the broker
 UNSENT = f"{WORKER}unsent/{API}/"
-#: written by esiprov, read by the API server: each resource's composed state and monitoring status
-STATE = f"/state/{API}/"
-MONITORING = f"/monitoring/{API}/"
 
 
 def plural(rtype: str) -> str:
@@ -116,3 +114,19 @@ def resource_of(key: str, prefix: str = CONFIG) -> tuple[str, str] | None:
     if len(parts) != 2 or not all(parts):
         return None
     return singular(parts[0]), parts[1]
+
+
+def _name_under(key: str, prefix: str) -> str | None:
+    """The one path segment after ``prefix`` in ``key``; None when the key is not such a key."""
+    name = key[len(prefix):] if key.startswith(prefix) else ""
+    return name if name and "/" not in name else None
+
+
+def job_id_of(key: str, prefix: str = JOBS) -> str | None:
+    """The job id of a ``<prefix><job id>`` key (/jobs/all, failures, heat_ops); None for other keys."""
+    return _name_under(key, prefix)
+
+
+def template_name_of(key: str) -> str | None:
+    """The name of a /config/v2.0/heat_templates/<name> key; None for other keys."""
+    return _name_under(key, TEMPLATES)

@@ -17,7 +17,7 @@ from typing import Any
 
 from celery import current_task, signals
 
-from esiprov.dispatch import FINALIZE, resource_of_task
+from esiprov.documents import JobId, resource_of_task
 
 #: the fields a record may carry about the job or resource it concerns
 CONTEXT = ("job_id", "resource_type", "resource_id", "action")
@@ -25,14 +25,14 @@ TEXT, JSON = "text", "json"
 
 
 def task_context(task_id: str | None) -> dict[str, str]:
-    """What a workflow task's id says (resource_of_task); a step's id is also its job id and starts with
+    """What a workflow task's id says (resource_of_task); a step's id is also its job id, which names
     its action."""
     found = resource_of_task(task_id or "")
     if task_id is None or found is None:
         return {}
     context = {"resource_type": found[0], "resource_id": found[1]}
-    if not task_id.startswith(f"{FINALIZE}:"):
-        context.update(job_id=task_id, action=task_id.split(":", 1)[0])
+    if job := JobId.of(task_id):
+        context.update(job_id=task_id, action=job.action)
     return context
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from esiprov.errors import Permanent
+
 #: which type a foreign-key field of a type points at: relations[rtype][field] = type
 Relations = Mapping[str, Mapping[str, str]]
 #: body of a referenced resource, None when it is not in /config
@@ -33,7 +35,7 @@ FORMS: dict[str, tuple[str, ...]] = {
 TESTS = ("equal", "regexp")
 
 
-class MappingError(ValueError):
+class MappingError(Permanent, ValueError):
     """A mapping that is malformed, or cannot be evaluated for this resource; the message says why."""
 
 

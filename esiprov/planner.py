@@ -2,26 +2,26 @@
 
 The planner is level-triggered: it compares the config's version with what is
 applied (/state) and decides what, if anything, to do now. Job ids keep the
-reference grammar ``<action>:<handler>:<type>:<id>:<version>:<5 chars>``; the 5
-chars are a hash of the rest, so planning the same version twice gives the same ids.
+reference grammar (esiprov.documents.JobId) and are stable: planning the same
+version twice gives the same ids.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from esiprov import keys, templates
+from esiprov.documents import (FAIL, IGNORE, BadConfig, Job, JobId, ResourceVersion, envelope_version, parse_envelope,
+                               workflow_name)
+from esiprov.errors import Permanent
 from esiprov.mappings import Evaluator, MappingError, Resolved, Subject
-from esiprov.model import FAIL, IGNORE, BadConfig, Job, ResourceVersion, envelope_version, parse_envelope
 from esiprov.store import Store
 from esiprov.templates import Schema, Template, TemplateError
 
 CREATE, MODIFY, DELETE = "create", "modify", "logical_delete"
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
-class PlanError(ValueError):
+class PlanError(Permanent, ValueError):
     """The resource version cannot be planned; ``/state`` gets ``<ACTION>_FAILED`` with this message."""
 
     def __init__(self, message: str, rtype: str, rid: str, version: int, action: str) -> None:
@@ -38,13 +38,6 @@ class Plan:
     jobs: list[Job] = field(default_factory=list)
     #: the version /state holds (0: none)
     applied: int = 0
-
-
-def job_id(action: str, handler: str, rtype: str, rid: str, version: int) -> str:
-    stem = f"{action}:{handler}:{rtype}:{rid}:{version}"
-    number = int.from_bytes(hashlib.sha1(stem.encode()).digest()[:8], "big")
-    suffix = "".join(_ALPHABET[(number >> (6 * i)) % 36] for i in range(5))
-    return f"{stem}:{suffix}"
 
 
 def next_action(resource: ResourceVersion, state: Any) -> str | None:
@@ -124,9 +117,9 @@ def build_jobs(store: Store, resource: ResourceVersion, action: str) -> list[Job
         params = [_param(evaluate, param, mapping, subject, lenient=action == DELETE)
                   for param, mapping in template.parameter_mappings.items()]
         jobs.append(Job(
-            id=job_id(action, handler, resource.rtype, resource.rid, resource.version),
+            id=str(JobId.make(action, handler, resource.rtype, resource.rid, resource.version)),
             action=action, handler=handler, resource_type=resource.rtype, resource_id=resource.rid,
-            version=resource.version, job_name=f"{resource.name}:{resource.version}",
+            version=resource.version, job_name=workflow_name(resource.rtype, resource.rid, resource.version),
             is_first=index == 0, is_last=index == len(chosen) - 1,
             on_failure=IGNORE if action == DELETE and index < len(chosen) - 1 else FAIL,
             params=params, resource_input=resource.body,
@@ -154,7 +147,7 @@ def in_flight_dependencies(store: Store, jobs: list[Job]) -> list[str]:
         for param in job.params:
             for ref in param["resources"]:
                 workflow = store.value(keys.workflow(ref["resource_type"], ref["resource_id"])) or {}
-                found += [j for j in workflow.get("jobs", []) if j.split(":")[1] == first.handler]
+                found += [j for j in workflow.get("jobs", []) if (other := JobId.of(j)) and other.handler == first.handler]
     return list(dict.fromkeys(j for j in found if j != first.id))
 
 

@@ -4,10 +4,11 @@ monitoring_worker registers targets under /esi-worker/monitoring_targets/ and
 finalize publishes the first /monitoring value; from then on this cycle keeps
 /monitoring true. Choices, and why:
 
-- Targets are grouped per device address (and community token): a device with
-  fifty monitored ports costs one bulk walk of ifName + ifOperStatus, not fifty.
-  A device with a ``switch`` target is asked sysUpTime first; when that gets no
-  answer the walk is not tried, so a dead device costs one timeout, not two.
+- Targets are grouped per device address (and community token), and each device
+  is asked once for what its targets' kinds read (esiprov.target_kinds): a device
+  with fifty monitored ports costs one bulk walk of ifName + ifOperStatus, not
+  fifty. A device with a ``switch`` target is asked sysUpTime first; when that
+  gets no answer the walk is not tried, so a dead device costs one timeout, not two.
 - Devices are polled concurrently by a bounded thread pool, so an unreachable
   switch delays only its own targets.
 - A port is polled at its device's *current* management address (port /config
@@ -37,22 +38,16 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, cast
 
 from esiprov import keys
+from esiprov.documents import BadConfig, MonitoringTarget, ResourceVersion, monitoring_document, parse_envelope
 from esiprov.leader import Leadership, identity
-from esiprov.model import BadConfig, ResourceVersion, parse_envelope
-from esiprov.snmp import DOWN, FAIL, UP, SnmpProbe, SnmpUnreachable
+from esiprov.snmp import SnmpProbe, SnmpUnreachable
 from esiprov.store import Compare, Entry, Store
+from esiprov.target_kinds import DEVICE_ADDRESS, DEVICE_TYPE, INTERFACES, UPTIME, Kind, Reading, kind_of
 
 log = logging.getLogger(__name__)
-
-SWITCH, PORT = "switch", "physical_port"
-#: the target field holding the address it is polled at, per target type
-ADDRESS_FIELD = {SWITCH: "ip", PORT: "device_ip"}
-DEVICE_TYPE = "ese_device"
-#: port body -> its device; device body -> its SNMP address (as the shipped monitoring templates map them)
-DEVICE_REF, DEVICE_ADDRESS = "ese_device_id", "management_ip_address"
 
 POLLER = keys.POLLER
 #: held (on a lease) while a cycle runs
@@ -75,11 +70,11 @@ class Target:
     revision: int
     rtype: str
     rid: str
-    record: Mapping[str, Any]
+    record: MonitoringTarget
 
     @property
-    def kind(self) -> str:
-        return str(self.record.get("type", ""))
+    def kind(self) -> Kind | None:
+        return kind_of(self.record)
 
     @property
     def field(self) -> str:
@@ -93,8 +88,9 @@ class Device:
     community: str
     targets: list[Target] = field(default_factory=list)
 
-    def has(self, kind: str) -> bool:
-        return any(target.kind == kind for target in self.targets)
+    def reads(self, what: str) -> bool:
+        """Whether any of its targets' kinds reads ``what`` (UPTIME, INTERFACES)."""
+        return any(target.kind is not None and target.kind.reads == what for target in self.targets)
 
 
 @dataclass(frozen=True)
@@ -105,19 +101,6 @@ class Snapshot:
     configs: dict[tuple[str, str], ResourceVersion]
     monitoring: dict[str, Entry]
     uptimes: dict[str, int]
-
-
-@dataclass(frozen=True)
-class Reading:
-    """A device's answers: None where it was not asked or did not answer."""
-
-    uptime: int | None = None
-    ports: Mapping[str, str] | None = None
-    calls: int = 0
-
-    @property
-    def answered(self) -> bool:
-        return self.uptime is not None or self.ports is not None
 
 
 @dataclass
@@ -140,34 +123,25 @@ class Summary:
 
 # --- pure decisions -------------------------------------------------------------------------------
 
-def port_status(ports: Mapping[str, str] | None, name: str) -> str:
-    """UP/DOWN as walked; FAIL when the device did not answer or has no interface of that name."""
-    return FAIL if ports is None else ports.get(name, FAIL)
-
-
-def switch_status(uptime: int | None, previous: int | None) -> str:
-    """FAIL without an answer, DOWN when sysUpTime stood still since the last cycle, else UP."""
-    if uptime is None:
-        return FAIL
-    return DOWN if uptime == previous else UP
-
-
 def status_of(target: Target, reading: Reading, previous_uptime: int | None) -> str:
-    if target.kind == SWITCH:
-        return switch_status(reading.uptime, previous_uptime)
-    return port_status(reading.ports, str(target.record.get("name", "")))
+    """The target's status by its kind; only targets of a known kind are polled (``group``)."""
+    assert target.kind is not None
+    return target.kind.status(target.record, reading, previous_uptime)
 
 
 def device_address(target: Target, configs: Mapping[tuple[str, str], ResourceVersion]) -> str:
     """Where to poll ``target`` now: its device's current management address, else the recorded one."""
-    if target.kind == SWITCH:
-        device = configs.get((target.rtype, target.rid))
+    kind = target.kind
+    if kind is None:
+        return ""
+    own = configs.get((target.rtype, target.rid))
+    if not kind.device_ref:
+        device = own
     else:
-        own = configs.get((target.rtype, target.rid))
-        device_id = target.record.get("device_id") or (own.body.get(DEVICE_REF) if own else None)
+        device_id = target.record.get("device_id") or (own.body.get(kind.device_ref) if own else None)
         device = configs.get((DEVICE_TYPE, str(device_id))) if device_id else None
     current = device.body.get(DEVICE_ADDRESS) if device else None
-    return str(current or target.record.get(ADDRESS_FIELD.get(target.kind, ""), "") or "")
+    return str(current or kind.address(target.record))
 
 
 def group(targets: list[Target], configs: Mapping[tuple[str, str], ResourceVersion]) -> tuple[list[Device], int]:
@@ -177,7 +151,7 @@ def group(targets: list[Target], configs: Mapping[tuple[str, str], ResourceVersi
     for target in targets:
         config = configs.get((target.rtype, target.rid))
         address = device_address(target, configs)
-        if target.kind not in ADDRESS_FIELD or config is None or config.marked_for_deletion or not address:
+        if target.kind is None or config is None or config.marked_for_deletion or not address:
             skipped += 1
             continue
         community = str(target.record.get("community_name", ""))
@@ -191,11 +165,12 @@ def planned_writes(target: Target, status: str, address: str, monitoring: Any,
 
     /monitoring only changes with its status, and is never created here.
     """
-    record = {**target.record, "status": status, ADDRESS_FIELD[target.kind]: address}
+    assert target.kind is not None
+    record = {**target.record, "status": status, target.kind.address_field: address}
     new_record = record if record != target.record else None
     if not isinstance(monitoring, dict) or monitoring.get(target.field) == status:
         return new_record, None
-    return new_record, {"version": version, target.field: status}
+    return new_record, monitoring_document(version, target.field, status)
 
 
 # --- etcd and SNMP --------------------------------------------------------------------------------
@@ -206,7 +181,7 @@ def read_snapshot(store: Store) -> Snapshot:
     for entry in store.range(keys.TARGETS)[0]:
         found = keys.resource_of(entry.key, keys.TARGETS)
         if found and isinstance(entry.value, dict):
-            targets.append(Target(entry.key, entry.mod_revision, *found, entry.value))
+            targets.append(Target(entry.key, entry.mod_revision, *found, cast(MonitoringTarget, entry.value)))
     configs: dict[tuple[str, str], ResourceVersion] = {}
     monitoring: dict[str, Entry] = {}
     for rtype in {target.rtype for target in targets} | {DEVICE_TYPE}:
@@ -225,13 +200,13 @@ def read_snapshot(store: Store) -> Snapshot:
 
 
 def read_device(probe: SnmpProbe, device: Device) -> Reading:
-    """sysUpTime if the device has a switch target, then one walk if it has port targets."""
+    """sysUpTime if a target's kind reads it, then one walk if a target's kind reads interfaces."""
     uptime, ports, calls = None, None, 0
     try:
-        if device.has(SWITCH):
+        if device.reads(UPTIME):
             calls += 1
             uptime = probe.uptime(device.address, device.community)
-        if device.has(PORT):
+        if device.reads(INTERFACES):
             calls += 1
             ports = probe.port_statuses(device.address, device.community)
     except SnmpUnreachable:

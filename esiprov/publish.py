@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from esiprov import keys
+from esiprov.documents import (READ_COMPLETE, JobState, StateDocument, failure_record,
+                               monitoring_document)
 from esiprov.store import Compare, Entry, Store
 
 log = logging.getLogger(__name__)
 
 _ACTION_WORDS = {"create": "CREATE", "modify": "MODIFY", "logical_delete": "DELETE", "delete": "DELETE"}
-READ_COMPLETE = "READ_COMPLETE"
 
 
 def worker_state(action: str, outcome: str) -> str:
@@ -25,14 +25,14 @@ def worker_state(action: str, outcome: str) -> str:
     return f"{_ACTION_WORDS.get(action, action.upper())}_{outcome}"
 
 
-def compose_state(job_state: dict[str, Any], final: str) -> dict[str, Any]:
+def compose_state(job_state: JobState, final: str) -> dict[str, str]:
     """Every job_state value as the API server expects it: strings kept, the rest JSON-encoded."""
     state = {k: v if isinstance(v, str) else json.dumps(v) for k, v in job_state.items()}
     state["worker_state"] = final
     return state
 
 
-def _write_state(store: Store, rtype: str, rid: str, version: int, document: dict[str, Any],
+def _write_state(store: Store, rtype: str, rid: str, version: int, document: StateDocument,
                  current: Entry | None, puts: dict[str, Any] | None = None, deletes: Sequence[str] = ()) -> bool:
     """Put /state (plus ``puts``/``deletes``) unless a /state of a newer version is already there.
 
@@ -57,20 +57,20 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
     """Publish the workflow's result and remove its jobs, job_state and workflow record."""
     found = store.get_many([keys.workflow(rtype, rid), keys.job_state(rtype, rid), keys.target(rtype, rid),
                             keys.worker_config(rtype, rid), keys.state(rtype, rid)])
-    workflow, job_state, target, copy = (entry.value if entry else None for entry in found[:4])
-    workflow, job_state = workflow or {}, job_state or {}
+    workflow, state, target, copy = (entry.value if entry else None for entry in found[:4])
+    workflow, job_state = workflow or {}, cast(JobState, state or {})
     if workflow.get("version") != version:
         log.info("%s %s: no workflow for version %s to finalize", rtype, rid, version)
         return False
-    document = {"state": compose_state(job_state, worker_state(workflow["action"], "COMPLETED")),
-                "version": version, "error": ""}
+    document = StateDocument(state=compose_state(job_state, worker_state(workflow["action"], "COMPLETED")),
+                             version=version, error="")
     puts: dict[str, Any] = {}
     deletes = [keys.job_state(rtype, rid), keys.workflow(rtype, rid), keys.hold(rtype, rid)]
     # a failure record here is an ignored job's (a failed one stops the chain before finalize): it ends with its job
     deletes += [key for job_id in workflow.get("jobs", [])
                 for key in (keys.job(job_id), keys.heat_op(job_id), keys.failure(job_id))]
     if isinstance(target, dict) and target.get("version") == version:
-        puts[keys.monitoring(rtype, rid)] = {"version": version, target["field"]: target["status"]}
+        puts[keys.monitoring(rtype, rid)] = monitoring_document(version, target["field"], target["status"])
     if workflow["action"] == "logical_delete":
         puts[keys.worker_config(rtype, rid)] = {**(copy or {}), "deleted": True}
     return _write_state(store, rtype, rid, version, document, found[4], puts, deletes)
@@ -80,18 +80,12 @@ def fail(store: Store, rtype: str, rid: str, version: int, action: str, error: s
          job_id: str | None = None) -> None:
     """``<ACTION>_FAILED`` with a clear error; the failed job stays in /jobs/all for requeue."""
     log.error("%s %s version %s: %s failed: %s", rtype, rid, version, action, error)
-    document = {"state": {"worker_state": worker_state(action, "FAILED")}, "version": version, "error": error}
+    document = StateDocument(state={"worker_state": worker_state(action, "FAILED")}, version=version, error=error)
     puts = {keys.failure(job_id): failure_record(error)} if job_id else {}
     workflow, state = store.get_many([keys.workflow(rtype, rid), keys.state(rtype, rid)])
     ended = workflow is not None and (workflow.value or {}).get("version") == version
     deletes = [keys.workflow(rtype, rid), keys.hold(rtype, rid)] if ended else []
     _write_state(store, rtype, rid, version, document, state, puts, deletes)
-
-
-def failure_record(error: str, ignored: bool = False) -> dict[str, Any]:
-    """``/esi-worker/failures/<job id>``: why the job failed, when, and whether its chain went on regardless."""
-    record: dict[str, Any] = {"error": error, "at": time.time()}
-    return {**record, "ignored": True} if ignored else record
 
 
 def ignored(store: Store, job_id: str, error: str) -> None:
@@ -106,5 +100,5 @@ def ignored(store: Store, job_id: str, error: str) -> None:
 
 def read_complete(store: Store, rtype: str, rid: str, version: int) -> None:
     """A type with no template: nothing to provision, the version is simply read."""
-    document = {"state": {"worker_state": READ_COMPLETE}, "version": version, "error": ""}
+    document = StateDocument(state={"worker_state": READ_COMPLETE}, version=version, error="")
     _write_state(store, rtype, rid, version, document, store.get(keys.state(rtype, rid)))

@@ -16,7 +16,7 @@ from celery import Celery
 
 from esiprov import keys, planner, publish
 from esiprov.dispatch import dispatch, resend, stale
-from esiprov.model import BadConfig, envelope_version, parse_envelope
+from esiprov.documents import BadConfig, JobId, envelope_version, parse_envelope
 from esiprov.store import Store
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,10 @@ def _gone(store: Store, app: Celery, rtype: str, rid: str) -> str:
 
 def forget(store: Store, rtype: str, rid: str) -> bool:
     """Remove every record esiprov keeps for a deleted resource (and its deleted /state); False if none."""
-    marker = f":{rtype}:{rid}:"
-    jobs = [entry.key for entry in store.range(keys.JOBS, keys_only=True)[0] if marker in entry.key]
-    job_ids = [key[len(keys.JOBS):] for key in jobs]
+    job_ids = resource_jobs(store, rtype, rid)
     state = store.value(keys.state(rtype, rid))
-    records = keys.resource_records(rtype, rid) + jobs
-    records += [key for job_id in job_ids for key in (keys.failure(job_id), keys.heat_op(job_id))]
+    records = keys.resource_records(rtype, rid)
+    records += [key for job_id in job_ids for key in (keys.job(job_id), keys.failure(job_id), keys.heat_op(job_id))]
     if isinstance(state, dict) and state.get("state", {}).get("worker_state") == DELETED:
         records.append(keys.state(rtype, rid))
     present = [entry.key for entry in store.get_many(records) if entry is not None]
@@ -88,6 +86,12 @@ def forget(store: Store, rtype: str, rid: str) -> bool:
         store.commit(deletes=present)
         log.info("%s %s: forgotten (%s records removed)", rtype, rid, len(present))
     return bool(present)
+
+
+def resource_jobs(store: Store, rtype: str, rid: str) -> list[str]:
+    """The ids of the resource's jobs still in /jobs/all, of any version (keys only)."""
+    return [job_id for entry in store.scan(keys.JOBS, keys_only=True)
+            if (job_id := keys.job_id_of(entry.key)) and (job := JobId.of(job_id)) and job.resource == (rtype, rid)]
 
 
 def known_resources(store: Store) -> Iterator[tuple[str, str]]:

@@ -4,7 +4,7 @@ Celery cannot re-run one failed step of a chain; esiprov can, because a job's
 inputs live in etcd. A requeue sends the failed job and the jobs after it in its
 chain (then finalize), as dispatch would have sent them from that point. Before
 that, one transaction re-claims the resource's workflow record for the job's
-version, counts the attempt (element 3 of the job's ``/jobs/all`` value) and
+version, counts the attempt (``JobEntry.attempts``) and
 removes the failure record — guarded on everything it checked, so it cannot
 overtake a newer version or another workflow. The worker sees the higher attempt
 count and sends the job's Heat operation again (a stack left ``*_FAILED`` is
@@ -20,9 +20,9 @@ from typing import Any
 from celery import Celery
 
 from esiprov import dispatch, keys
+from esiprov.documents import (READ_COMPLETE, Job, JobEntry, JobId, envelope_version, finalize_task_id,
+                               workflow_record)
 from esiprov.follow import wait_for
-from esiprov.model import Job, envelope_version
-from esiprov.publish import READ_COMPLETE
 from esiprov.store import Compare, Entry, Store
 
 
@@ -60,7 +60,8 @@ def chain_order(jobs: list[Job]) -> list[Job]:
 def workflow_jobs(store: Store, job: Job) -> list[Job]:
     """Every job of ``job``'s workflow (same job_name) still in /jobs/all, in chain order."""
     entries, _ = store.range(keys.JOBS)
-    return chain_order([Job.from_document(e.value[1]) for e in entries if e.value[1]["job_name"] == job.job_name])
+    jobs = (JobEntry.from_etcd(entry.value).job for entry in entries)
+    return chain_order([other for other in jobs if other.job_name == job.job_name])
 
 
 def failed_job_ids(store: Store, rtype: str | None = None) -> list[str]:
@@ -68,9 +69,9 @@ def failed_job_ids(store: Store, rtype: str | None = None) -> list[str]:
     failures = sorted(store.range(keys.FAILURES)[0], key=lambda e: e.value.get("at", 0))
     found = []
     for entry in failures:
-        job_id = entry.key[len(keys.FAILURES):]
-        value = store.value(keys.job(job_id))
-        if value is not None and rtype in (None, value[1]["resource_type"]):
+        job_id = keys.job_id_of(entry.key, keys.FAILURES)
+        value = store.value(keys.job(job_id)) if job_id else None
+        if job_id and value is not None and rtype in (None, JobEntry.from_etcd(value).job.resource_type):
             found.append(job_id)
     return found
 
@@ -106,8 +107,8 @@ def requeue(store: Store, app: Celery, job_id: str) -> Requeued:
     entry = store.get(keys.job(job_id))
     if entry is None:
         raise UnknownJob(f"no job {job_id} in {keys.JOBS} (finished jobs are removed)")
-    handler, document, attempts = entry.value
-    job = Job.from_document(document)
+    job_entry = JobEntry.from_etcd(entry.value)
+    job = job_entry.job
     failure = store.get(keys.failure(job_id))
     if failure is None:
         raise Refused(f"job {job_id} has not failed (no {keys.failure(job_id)}); only failed jobs are requeued")
@@ -116,18 +117,18 @@ def requeue(store: Store, app: Celery, job_id: str) -> Requeued:
     guards = _resource_guards(store, job) + [Compare.unchanged(entry.key, entry.mod_revision),
                                              Compare.unchanged(failure.key, failure.mod_revision)]
     workflow_key = keys.workflow(job.resource_type, job.resource_id)
-    workflow = dispatch.workflow_record(job.version, job.action, [j.id for j in chain])
-    if not store.commit(guards, {workflow_key: workflow, entry.key: [handler, document, attempts + 1]},
-                        [failure.key]):
+    workflow = workflow_record(job.version, job.action, [j.id for j in chain])
+    attempted = JobEntry(job_entry.handler, job, job_entry.attempts + 1)
+    if not store.commit(guards, {workflow_key: workflow, entry.key: attempted.to_etcd()}, [failure.key]):
         raise Refused(f"{job.resource_type} {job.resource_id} changed while requeueing {job_id}; try again")
     try:
-        for task_id in [j.id for j in rest] + [dispatch.finalize_task_id(job.job_name)]:
+        for task_id in [j.id for j in rest] + [finalize_task_id(job.job_name)]:
             app.AsyncResult(task_id).forget()  # the old FAILURE would read as this run's state
         dispatch.send(app, rest)
     except Exception:
         store.commit(puts={failure.key: failure.value, entry.key: entry.value}, deletes=[workflow_key])
         raise
-    return Requeued(job_id, attempts + 1, [j.id for j in rest])
+    return Requeued(job_id, attempted.attempts, [j.id for j in rest])
 
 
 def settled(document: Any, version: int) -> bool:
@@ -179,9 +180,9 @@ class Settled:
 def wait_settled(store: Store, job_id: str, after_revision: int, deadline: float) -> Settled:
     """Wait (until the monotonic ``deadline``) for a /state written after ``after_revision`` that ends the
     requeued job's version (``settled``)."""
-    _, _, rtype, rid, version, _ = job_id.split(":")
-    found = Settled(job_id, rtype, rid, int(version))
-    entry = wait_for(store, keys.state(rtype, rid), after_revision, lambda doc: settled(doc, found.version),
+    job = JobId.parse(job_id)
+    found = Settled(job_id, job.rtype, job.rid, job.version)
+    entry = wait_for(store, keys.state(job.rtype, job.rid), after_revision, lambda doc: settled(doc, found.version),
                      max(0.0, deadline - time.monotonic()))
     if entry is None:
         return found

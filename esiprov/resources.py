@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
 from esiprov import keys
+from esiprov.documents import BadConfig, JobId, parse_envelope
 from esiprov.heat import HeatClient, HeatError
-from esiprov.model import BadConfig, parse_envelope
-from esiprov.reconcile import page_values, pages, resources_under
+from esiprov.reconcile import page_values, pages, resource_jobs, resources_under
 from esiprov.settings import current
 from esiprov.store import Store
 
@@ -124,8 +124,7 @@ def resource_view(store: Store, rtype: str, rid: str, ask_heat: bool = True) -> 
         ("heat_stack", keys.heat_stack), ("workflow", keys.workflow))}
     if view["config"] is None and view["state"] is None:
         return None
-    marker = f":{rtype}:{rid}:"
-    view["jobs"] = [e.key[len(keys.JOBS):] for e in store.range(keys.JOBS, keys_only=True)[0] if marker in e.key]
+    view["jobs"] = resource_jobs(store, rtype, rid)
     view["failures"] = {job_id: failure for job_id in view["jobs"]
                         if (failure := store.value(keys.failure(job_id))) is not None}
     view["heat"] = _live_stack(view, rtype, rid) if ask_heat else None
@@ -193,7 +192,7 @@ def view_rows(view: dict[str, Any]) -> list[dict[str, Any]]:
         {"source": "stack (Heat)", "status": live["stack_status"] if live else "not asked",
          "detail": live["status_reason"] if live else "no Heat configured, no tenant, or --no-heat"},
     ]
-    rows += [{"source": "job", "version": job_id.split(":")[4],
+    rows += [{"source": "job", "version": JobId.parse(job_id).version,
               "status": "failed" if job_id in view["failures"] else "in /jobs/all", "detail": job_id}
              for job_id in view["jobs"]]
     return rows

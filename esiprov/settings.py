@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from esiprov.errors import Permanent
 
-class ConfigError(ValueError):
+
+class ConfigError(Permanent, ValueError):
     """A configuration value that cannot be used; the message names the variable."""
 
 

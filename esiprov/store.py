@@ -23,6 +23,7 @@ from pyetcd import events as etcd_events  # noqa: E402
 from pyetcd import exceptions as etcd_exceptions  # noqa: E402
 
 from esiprov import keys  # noqa: E402
+from esiprov.errors import Transient  # noqa: E402
 from esiprov.settings import Settings  # noqa: E402
 
 #: seconds one etcd request may take before it counts as failed
@@ -36,7 +37,7 @@ CAS_ATTEMPTS = 50
 SCAN_PAGE = 500
 
 
-class StoreError(RuntimeError):
+class StoreError(Transient, RuntimeError):
     """etcd could not be reached or refused a request; the message says which endpoints."""
 
 

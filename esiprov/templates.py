@@ -22,9 +22,10 @@ import jinja2.meta
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from esiprov import keys
+from esiprov import keys, steps
+from esiprov.documents import ResourceVersion, parse_envelope
+from esiprov.errors import Permanent
 from esiprov.mappings import Evaluator, Fetch, MappingError, Subject, located, parse
-from esiprov.model import ResourceVersion, parse_envelope
 from esiprov.store import Entry, Store
 
 T = TypeVar("T")
@@ -44,13 +45,14 @@ def _shipped() -> Path:
 
 SHIPPED = _shipped()
 SCHEMA_FILE = "schema.yaml"
-HEAT, MONITORING = "heat_worker", "monitoring_worker"
-HANDLERS = (HEAT, MONITORING)
+HEAT, MONITORING = steps.HEAT_WORKER.name, steps.MONITORING_WORKER.name
+#: the handlers a template may name (esiprov.steps)
+HANDLERS = tuple(steps.HANDLERS)
 #: params that are not HOT parameters: the stack timeout, and the variables of Jinja templates
 TIMEOUT_PARAM, JINJA_PREFIX = "heat_timeout", "jinja_"
 
 
-class TemplateError(ValueError):
+class TemplateError(Permanent, ValueError):
     """A template or schema that cannot be used; the message names it."""
 
 

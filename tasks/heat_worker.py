@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from esiprov import keys, planner
+from esiprov import keys, planner, steps
+from esiprov.documents import HeatOp, HeatStackRecord, Job, JobEntry
 from esiprov.heat import HeatClient, Stack, client_for
-from esiprov.model import Job
 from esiprov.planner import CREATE, DELETE
-from esiprov.settings import current
+from esiprov.settings import Settings
 from esiprov.store import Store
 from esiprov.templates import JINJA_PREFIX, TIMEOUT_PARAM
+from tasks.context import Context
 from tasks.job import JobFailed, NotYet, job_step
 
 
@@ -62,13 +63,13 @@ def heat_arguments(job: Job, etcd: Store) -> tuple[str, dict[str, Any], int | No
 
 def record(job: Job, stack: Stack | None, etcd: Store) -> None:
     """The heat_stacks document and job_state.heat_outputs, in one transaction (None: stack deleted)."""
-    tenant = job.resource_input.get("tenant_id", "")
+    resource, tenant = f"{job.resource_type}:{job.resource_id}", str(job.resource_input.get("tenant_id", ""))
     if stack is None:
-        document = {"id": f"{job.resource_type}:{job.resource_id}", "stack_id": "", "tenant_id": tenant,
-                    "stack_status": "DELETE_COMPLETE", "status_reason": "", "output": []}
+        document = HeatStackRecord(id=resource, stack_id="", tenant_id=tenant, stack_status="DELETE_COMPLETE",
+                                   status_reason="", output=[])
     else:
-        document = {"id": f"{job.resource_type}:{job.resource_id}", "stack_id": stack.name, "tenant_id": tenant,
-                    "stack_status": stack.status, "status_reason": stack.status_reason, "output": stack.outputs}
+        document = HeatStackRecord(id=resource, stack_id=stack.name, tenant_id=tenant, stack_status=stack.status,
+                                   status_reason=stack.status_reason, output=stack.outputs)
     etcd.update(keys.job_state(job.resource_type, job.resource_id),
                 lambda state: {**(state or {}), "heat_outputs": document["output"]},
                 extra={keys.heat_stack(job.resource_type, job.resource_id): document})
@@ -94,13 +95,13 @@ def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | Non
     return "update"
 
 
-def attempt_and_sent(job: Job, etcd: Store) -> tuple[int, Any]:
+def attempt_and_sent(job: Job, etcd: Store) -> tuple[int, HeatOp | None]:
     """The job's attempt counter and its heat_ops record (None when none), in one round trip."""
     entry, sent = etcd.get_many([keys.job(job.id), keys.heat_op(job.id)])
-    return (entry.value[2] if entry else 0), (sent.value if sent else None)
+    return (JobEntry.from_etcd(entry.value).attempts if entry else 0), (sent.value if sent else None)
 
 
-def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[dict[str, Any] | None, Stack | None]:
+def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[HeatOp | None, Stack | None]:
     """Send this attempt's operation, record it under heat_ops, and look at the stack right after.
 
     Returns (the record, the stack); the record is None when there was nothing to send. A
@@ -117,39 +118,39 @@ def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[dict
         operation = send_operation(job, etcd, client, stack)
     if operation is None:
         return None, stack
-    sent = {"attempt": attempt, "operation": operation, "before": stack.revision if stack is not None else None,
-            "at": time.time()}
+    sent = HeatOp(attempt=attempt, operation=operation, before=stack.revision if stack is not None else None,
+                  at=time.time())
     etcd.put(keys.heat_op(job.id), sent)
     return sent, client.get(name)
 
 
-def building(message: str, sent: dict[str, Any] | None) -> NotYet:
+def building(message: str, sent: HeatOp | None, settings: Settings) -> NotYet:
     """Wait for a stack Heat is working on, with backoff: the first check is right after sending (a
     stack with nothing to build is done by then), then after ESIPROV_HEAT_POLL_INTERVAL, then after
     half the time the operation has run so far, at most ESIPROV_HEAT_POLL_MAX: a short build is seen
     soon, a long one costs few requests."""
-    settings = current()
     if sent is None or "at" not in sent:
         return NotYet(message)
     elapsed = time.time() - sent["at"]
     return NotYet(message, min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / 2)), waited=elapsed)
 
 
-@job_step("heat_worker")
-def heat_worker(job: Job, etcd: Store) -> None:
+@job_step(steps.HEAT_WORKER)
+def heat_worker(job: Job, ctx: Context) -> None:
     """Create, update or delete the resource's stack, and wait for it without holding the worker."""
-    client = client_for(current(), str(job.resource_input.get("tenant_id", "")))
+    etcd = ctx.store
+    client = client_for(ctx.settings, str(job.resource_input.get("tenant_id", "")))
     name = stack_name(job)
     attempt, sent = attempt_and_sent(job, etcd)
-    if isinstance(sent, dict) and sent.get("attempt") == attempt:
+    if sent is not None and sent.get("attempt") == attempt:
         stack = client.get(name)
     else:
         sent, stack = start(job, etcd, client, attempt)
     if sent is not None and stack is not None and stack.revision == sent.get("before"):
         # an update or delete Heat has not taken up yet: the stack still shows the previous outcome
-        raise building(f"stack {name} has not started its {sent['operation']} yet", sent)
+        raise building(f"stack {name} has not started its {sent['operation']} yet", sent, ctx.settings)
     if stack is not None and stack.in_progress:
-        raise building(f"stack {name} is {stack.status}", sent)
+        raise building(f"stack {name} is {stack.status}", sent, ctx.settings)
     if stack is not None and stack.failed:
         raise JobFailed(f"stack {name} is {stack.status}: {stack.status_reason}")
     if stack is None and job.action != DELETE:

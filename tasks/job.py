@@ -1,10 +1,12 @@
 """What every job step shares: loading its job document, waiting, retrying, failing clearly.
 
-A step is a function ``(job, store) -> None`` registered with ``job_step(handler)``.
+A step is a function ``(job, context) -> None`` registered with ``job_step(step)`` for one
+handler of esiprov.steps; the context (tasks.context) carries its settings, etcd and app.
 It raises ``NotYet`` to be called again after a short countdown (a stack still
 building, a referenced resource not complete): no worker slot is held meanwhile.
-Transient infrastructure errors retry with exponential backoff; a ``JobFailed``
-(or bad template/mapping, a wait that timed out, retries used up) writes
+Transient errors (esiprov.errors.Transient, the broker's) retry with exponential backoff;
+a permanent one (``JobFailed``, a bad template or mapping, a wait that timed out, retries
+used up) writes
 ``<ACTION>_FAILED`` to /state, releases the resource's workflow and stops the chain —
 unless the job says ``on_failure: ignore`` (best-effort cleanup, such as removing the
 monitoring target before a delete): then only a failure record is written, and the
@@ -13,7 +15,6 @@ chain goes on to finalize, which publishes the workflow's outcome.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from typing import Any, Callable
 
@@ -21,39 +22,35 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from esiprov import keys, publish
+from esiprov.app import app
 from esiprov.broker import BROKER_ERRORS
-from esiprov.heat import HeatRejected, HeatUnavailable
-from esiprov.mappings import MappingError
-from esiprov.model import IGNORE, Job
+from esiprov.documents import IGNORE, Job, JobEntry
+from esiprov.errors import Permanent, Transient
 from esiprov.reconcile import reconcile
 from esiprov.settings import Settings, current
+from esiprov.steps import Step
 from esiprov.store import Store, StoreError
-from esiprov.templates import TemplateError
-from tasks import app
+from tasks.context import Context, context
 
 log = logging.getLogger(__name__)
 
 #: transient errors retried with backoff before the job fails (a step over its soft time limit
 #: was stuck in I/O: try again)
-TRANSIENT = (StoreError, *BROKER_ERRORS, HeatUnavailable, SoftTimeLimitExceeded)
+TRANSIENT = (Transient, *BROKER_ERRORS, SoftTimeLimitExceeded)
 #: seconds of the first backoff; it doubles up to Settings.retry_backoff_max
 BACKOFF_MIN = 1.0
 
 
-def retrying(name: str) -> dict[str, Any]:
-    """Options of a task outside ``job_step`` (finalize, resync, the poll): named ``name``, it retries
-    transient etcd and broker errors with the steps' backoff and attempts (Celery's autoretry)."""
+def retrying(step: Step) -> dict[str, Any]:
+    """Options of a task outside ``job_step`` (finalize, resync, the poll): named after ``step``, it
+    retries transient etcd and broker errors with the steps' backoff and attempts (Celery's autoretry)."""
     settings = current()
-    return {"name": name, "autoretry_for": TRANSIENT, "max_retries": settings.retry_attempts,
+    return {"name": step.task_name, "autoretry_for": TRANSIENT, "max_retries": settings.retry_attempts,
             "retry_backoff": BACKOFF_MIN, "retry_backoff_max": settings.retry_backoff_max, "retry_jitter": True}
 
 
-class JobFailed(Exception):
+class JobFailed(Permanent):
     """The job cannot succeed as it is; the message becomes /state.error."""
-
-
-#: errors that fail a job at once: retrying would give the same answer
-PERMANENT = (JobFailed, HeatRejected, MappingError, TemplateError)
 
 
 class NotYet(Exception):
@@ -80,17 +77,6 @@ def polling(retries: int, settings: Settings) -> tuple[float, float]:
     return waits[-1], sum(waits[:-1])
 
 
-_stores: dict[int, Store] = {}
-
-
-def store() -> Store:
-    """This process's etcd connection (a forked pool child makes its own)."""
-    pid = os.getpid()
-    if pid not in _stores:
-        _stores[pid] = Store.connect(current())
-    return _stores[pid]
-
-
 def backoff(attempt: int, ceiling: float) -> float:
     """Exponential backoff with full jitter: spreads retries after an outage."""
     return random.uniform(min(BACKOFF_MIN, ceiling), min(ceiling, BACKOFF_MIN * 2 ** attempt))
@@ -98,7 +84,7 @@ def backoff(attempt: int, ceiling: float) -> float:
 
 def load_job(etcd: Store, job_id: str) -> Job | None:
     found = etcd.value(keys.job(job_id))
-    return None if found is None else Job.from_document(found[1])
+    return None if found is None else JobEntry.from_etcd(found).job
 
 
 def wait_for_dependencies(job: Job, etcd: Store) -> None:
@@ -109,7 +95,7 @@ def wait_for_dependencies(job: Job, etcd: Store) -> None:
     (then it is waited for like any job in flight: its workflow goes on).
     """
     for dependency in job.dependency:
-        if dependency.split(":")[2:4] == [job.resource_type, job.resource_id]:
+        if not job.depends_on_other_resource(dependency):
             continue
         failure = etcd.value(keys.failure(dependency))
         if failure is not None and not failure.get("ignored"):
@@ -118,47 +104,46 @@ def wait_for_dependencies(job: Job, etcd: Store) -> None:
             raise NotYet(f"waiting for {dependency}")
 
 
-def job_step(handler: str) -> Callable[[Callable[[Job, Store], None]], Task]:
-    """Register ``run(job, store)`` as the Celery task of ``handler``.
+def job_step(handler: Step) -> Callable[[Callable[[Job, Context], None]], Task]:
+    """Register ``run(job, context)`` as the Celery task of ``handler``.
 
     ``transient`` counts consecutive transient failures (polls do not count), so
     a long stack build does not use up the retries meant for a Heat outage.
     """
-    def register(run: Callable[[Job, Store], None]) -> Task:
-        @app.task(name=f"esiprov.{handler}", bind=True, max_retries=None)
+    def register(run: Callable[[Job, Context], None]) -> Task:
+        @app.task(name=handler.task_name, bind=True, max_retries=None)
         def step(task: Task, job_id: str, transient: int = 0) -> None:
-            etcd = store()
+            ctx = context()
             job = None
             try:
-                job = load_job(etcd, job_id)
+                job = load_job(ctx.store, job_id)
                 if job is None:
                     log.info("%s: job is gone (finished or superseded); nothing to do", job_id)
                     return
-                wait_for_dependencies(job, etcd)
-                run(job, etcd)
+                wait_for_dependencies(job, ctx.store)
+                run(job, ctx)
             except NotYet as wait:
-                _wait(task, etcd, job, wait, current())
+                _wait(task, ctx, job, wait)
             except TRANSIENT as exc:
-                settings = current()
-                if transient >= settings.retry_attempts:
-                    if _give_up(etcd, job, f"gave up after {transient} retries: {exc}"):
+                if transient >= ctx.settings.retry_attempts:
+                    if _give_up(ctx, job, f"gave up after {transient} retries: {exc}"):
                         return
                     raise
-                log.warning("%s: %s; retrying", job_id, settings.redact(str(exc)))
-                raise task.retry(countdown=backoff(transient, settings.retry_backoff_max),
+                log.warning("%s: %s; retrying", job_id, ctx.settings.redact(str(exc)))
+                raise task.retry(countdown=backoff(transient, ctx.settings.retry_backoff_max),
                                  kwargs={"transient": transient + 1})
-            except PERMANENT as exc:
-                if not _give_up(etcd, job, str(exc)):
+            except Permanent as exc:
+                if not _give_up(ctx, job, str(exc)):
                     raise
             except Exception as exc:  # noqa: BLE001 - whatever happens, /state must say so
-                if not _give_up(etcd, job, f"unexpected error: {type(exc).__name__}: {exc}"):
+                if not _give_up(ctx, job, f"unexpected error: {type(exc).__name__}: {exc}"):
                     raise
         step.__doc__ = run.__doc__
         return step
     return register
 
 
-def _give_up(etcd: Store, job: Job | None, error: str) -> bool:
+def _give_up(ctx: Context, job: Job | None, error: str) -> bool:
     """Record that the job failed for good; True when its chain goes on regardless (``on_failure: ignore``).
 
     With no job to record it for, or when etcd does not answer, nothing is recorded and the task
@@ -167,25 +152,26 @@ def _give_up(etcd: Store, job: Job | None, error: str) -> bool:
     if job is None:
         return False
     try:
-        return _finish_failed(etcd, job, error)
+        return _finish_failed(ctx, job, error)
     except StoreError:
         log.error("%s: %s (etcd unreachable: failure not recorded; resync will retry)", job.id, error)
         return False
 
 
-def _wait(task: Task, etcd: Store, job: Job | None, wait: NotYet, settings: Settings) -> None:
+def _wait(task: Task, ctx: Context, job: Job | None, wait: NotYet) -> None:
     """Retry after the step's countdown; past ESIPROV_WAIT_TIMEOUT the job fails (or, ignored, returns)."""
+    settings = ctx.settings
     countdown, waited = polling(task.request.retries, settings)
     if wait.countdown is not None and wait.waited is not None:
         countdown, waited = wait.countdown, wait.waited
     if waited >= settings.wait_timeout:
-        if _give_up(etcd, job, f"{wait} after waiting {settings.wait_timeout:.0f} s"):
+        if _give_up(ctx, job, f"{wait} after waiting {settings.wait_timeout:.0f} s"):
             return
         raise JobFailed(str(wait))
     raise task.retry(countdown=countdown, kwargs={"transient": 0})
 
 
-def _finish_failed(etcd: Store, job: Job, error: str) -> bool:
+def _finish_failed(ctx: Context, job: Job, error: str) -> bool:
     """Record the failure (secrets redacted); True when the job's chain goes on regardless.
 
     A job that may fail (``on_failure: fail``) ends its workflow: ``<ACTION>_FAILED`` is published,
@@ -193,10 +179,10 @@ def _finish_failed(etcd: Store, job: Job, error: str) -> bool:
     ``ignore`` keeps the workflow: releasing it while the chain goes on would let finalize find no
     workflow and leave /state FAILED after the rest of the chain did its work.
     """
-    error = current().redact(error)
+    error = ctx.settings.redact(error)
     if job.on_failure == IGNORE:
-        publish.ignored(etcd, job.id, error)
+        publish.ignored(ctx.store, job.id, error)
         return True
-    publish.fail(etcd, job.resource_type, job.resource_id, job.version, job.action, error, job.id)
-    reconcile(etcd, app, job.resource_type, job.resource_id)
+    publish.fail(ctx.store, job.resource_type, job.resource_id, job.version, job.action, error, job.id)
+    reconcile(ctx.store, ctx.app, job.resource_type, job.resource_id)
     return False

@@ -9,16 +9,18 @@ logical_delete removes the target and ``/monitoring``.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
-from esiprov import keys, planner
-from esiprov.model import Job
+from esiprov import keys, planner, steps
+from esiprov.documents import Job, MonitoringTarget
 from esiprov.planner import DELETE
-from esiprov.settings import current
+from esiprov.settings import Settings
 from esiprov.snmp import UP, SnmpProbe
 from esiprov.store import Store
+from esiprov.target_kinds import KINDS, kind_of
+from tasks.context import Context
 from tasks.job import JobFailed, job_step
 
 REGISTERED = "ACTIVE"
@@ -38,28 +40,27 @@ def target_of(job: Job, etcd: Store) -> tuple[str, dict[str, Any]]:
     return str(field), target
 
 
-def probe(target: dict[str, Any]) -> str:
-    """UP, DOWN or FAIL for a switch (sysUpTime) or a port (ifName -> ifOperStatus)."""
-    snmp = SnmpProbe(current())
-    community = str(target.get("community_name", ""))
-    if target.get("type") == "switch":
-        return snmp.device_status(str(target["ip"]), community)
-    if target.get("type") == "physical_port":
-        return snmp.port_status(str(target["device_ip"]), community, str(target["name"]))
-    raise JobFailed(f"unknown monitoring target type {target.get('type')!r}")
+def probe(target: dict[str, Any], settings: Settings) -> str:
+    """UP, DOWN or FAIL, as the target's kind (esiprov.target_kinds) asks its device."""
+    kind = kind_of(target)
+    if kind is None:
+        raise JobFailed(f"unknown monitoring target type {target.get('type')!r} (known: {', '.join(KINDS)})")
+    return kind.register(SnmpProbe(settings), target)
 
 
-@job_step("monitoring_worker")
-def monitoring_worker(job: Job, etcd: Store) -> None:
+@job_step(steps.MONITORING_WORKER)
+def monitoring_worker(job: Job, ctx: Context) -> None:
     """Register the target and record the first probe in job_state (or remove both on delete)."""
+    etcd = ctx.store
     if job.action == DELETE:
         etcd.commit(deletes=[keys.target(job.resource_type, job.resource_id),
                              keys.monitoring(job.resource_type, job.resource_id)])
         return
     field, target = target_of(job, etcd)
-    status = probe(target)
-    record = {**target, "field": field, "status": status, "version": job.version,
-              "resource_type": job.resource_type, "resource_id": job.resource_id}
+    status = probe(target, ctx.settings)
+    # the template's target, whatever fields its kind has, plus what the poller needs
+    record = cast(MonitoringTarget, {**target, "field": field, "status": status, "version": job.version,
+                                     "resource_type": job.resource_type, "resource_id": job.resource_id})
     etcd.update(keys.job_state(job.resource_type, job.resource_id),
                 lambda state: {**(state or {}), "state_monitoring": {field: REGISTERED if status == UP else status}},
                 extra={keys.target(job.resource_type, job.resource_id): record})

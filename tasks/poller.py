@@ -10,20 +10,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from esiprov import poller
-from esiprov.settings import current
+from esiprov import poller, steps
+from esiprov.app import app
 from esiprov.snmp import SnmpProbe
-from tasks import app
-from tasks.job import retrying, store
+from tasks.context import context
+from tasks.job import retrying
 
 log = logging.getLogger(__name__)
 
 
-@app.task(**retrying("esiprov.poll_targets"))
+@app.task(**retrying(steps.POLL_TARGETS))
 def poll_targets() -> dict[str, Any] | None:
     """Poll every monitoring target once; the cycle's summary (None when it skipped), shown in Flower."""
-    settings = current()
-    summary = poller.guarded_poll(store(), SnmpProbe(settings), settings.monitor_interval)
+    ctx = context()
+    summary = poller.guarded_poll(ctx.store, SnmpProbe(ctx.settings), ctx.settings.monitor_interval)
     if summary is None:
         return None
     log.info("poll cycle: %s", summary)

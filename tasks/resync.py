@@ -6,13 +6,15 @@ for longer than ``ESIPROV_RESEND_AFTER`` seconds.
 """
 from __future__ import annotations
 
+from esiprov import steps
+from esiprov.app import app
 from esiprov.reconcile import resync as resync_all
-from esiprov.settings import current
-from tasks import app
-from tasks.job import retrying, store
+from tasks.context import context
+from tasks.job import retrying
 
 
-@app.task(**retrying("esiprov.resync"))
+@app.task(**retrying(steps.RESYNC))
 def resync() -> dict[str, int]:
     """Reconcile every known resource; return the outcome counts (shown in Flower)."""
-    return dict(resync_all(store(), app, current().resend_after))
+    ctx = context()
+    return dict(resync_all(ctx.store, ctx.app, ctx.settings.resend_after))

@@ -28,7 +28,7 @@ from esiprov.devenv.apiserver import envelope, put_config, wait_for_state
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.pipeline import LEADING
 from esiprov.devenv.process import free_port, wait_until
-from esiprov.model import Job
+from esiprov.documents import Job
 from esiprov.settings import from_env
 from esiprov.store import Store
 from tests import seed

@@ -106,7 +106,7 @@ def test_a_delete_whose_ignored_monitoring_removal_fails_still_deletes_the_stack
             port_state = wait_for_state(cluster.store, PORT, port["id"], 2)
 
     assert device_state == {"state": {"worker_state": "MODIFY_FAILED"}, "version": 2,
-                            "error": "unknown monitoring target type 'router'"}
+                            "error": "unknown monitoring target type 'router' (known: switch, physical_port)"}
     assert port_state == {"state": {"heat_outputs": "[]", "worker_state": "DELETE_COMPLETED"}, "version": 2,
                           "error": ""}, "the ignored failure neither published FAILED nor stopped the chain"
     assert f"{PORT}_{port['id']}" not in cluster.stack_names(), "the chain went on to delete the stack"

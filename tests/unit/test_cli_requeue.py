@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from esiprov.model import Job
+from esiprov.documents import Job
 from esiprov.requeue import Refused, Settled, chain_order, settled
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import states
 
+from esiprov.documents import Job
 from esiprov.jobstatus import FAILED, RUNNING, WAITING, JobView
 
 DEVICE_JOB = "create:heat_worker:ese_device:d1:1:aaaaa"
@@ -13,14 +14,19 @@ PORT_JOB = "create:heat_worker:ese_physical_port:p1:1:bbbbb"
 DELETE_JOB = "logical_delete:monitoring_worker:ese_physical_port:p1:2:abcde"
 
 
+def _job(job_id: str, handler: str, version: int, action: str, dependency: list[str] | None = None) -> Job:
+    return Job(id=job_id, action=action, handler=handler, resource_type="ese_physical_port", resource_id="p1",
+               version=version, job_name=f"ese_physical_port:p1:{version}", is_first=True, is_last=False,
+               on_failure="fail", params=[], resource_input={}, dependency=dependency or [])
+
+
 def _failed(failure: dict[str, Any]) -> JobView:
-    job = {"resource_type": "ese_physical_port", "resource_id": "p1", "version": 2, "action": "logical_delete"}
+    job = _job(DELETE_JOB, "monitoring_worker", 2, "logical_delete")
     return JobView(DELETE_JOB, "monitoring_worker", 0, job, failure, {"status": "SUCCESS"})
 
 
 def _waiting(celery_status: str, waiting_for: list[str], since: float | None = None) -> JobView:
-    job = {"resource_type": "ese_physical_port", "resource_id": "p1", "version": 1, "action": "create",
-           "dependency": [DEVICE_JOB]}
+    job = _job(PORT_JOB, "heat_worker", 1, "create", [DEVICE_JOB])
     hold = {"worker": "w@h", "task": PORT_JOB, "at": time.time()}
     return JobView(PORT_JOB, "heat_worker", 0, job, None, {"status": celery_status}, None, hold, waiting_for, since)
 

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from esiprov.model import BadConfig, ResourceVersion, parse_envelope
-from esiprov.planner import CREATE, DELETE, MODIFY, job_id, next_action
+from esiprov.documents import BadConfig, JobId, ResourceVersion, parse_envelope
+from esiprov.planner import CREATE, DELETE, MODIFY, next_action
 from esiprov.publish import compose_state, worker_state
 
 ID_GRAMMAR = re.compile(r"^create:heat_worker:ese_device:d1:2:[a-z0-9]{5}$")
@@ -16,10 +16,25 @@ def version(n, deleting=False):
 
 
 def test_job_ids_follow_the_reference_grammar_and_are_stable():
-    first = job_id("create", "heat_worker", "ese_device", "d1", 2)
+    first = str(JobId.make("create", "heat_worker", "ese_device", "d1", 2))
     assert ID_GRAMMAR.match(first)
-    assert first == job_id("create", "heat_worker", "ese_device", "d1", 2)
-    assert first != job_id("create", "heat_worker", "ese_device", "d1", 3)
+    assert first == str(JobId.make("create", "heat_worker", "ese_device", "d1", 2))
+    assert first != str(JobId.make("create", "heat_worker", "ese_device", "d1", 3))
+
+
+def test_a_job_id_parses_back_into_the_parts_it_was_made_from():
+    made = JobId.make("logical_delete", "monitoring_worker", "ese_physical_port", "p-1", 12)
+    parsed = JobId.parse(str(made))
+    assert parsed == made
+    assert (parsed.resource, parsed.job_name) == (("ese_physical_port", "p-1"), "ese_physical_port:p-1:12")
+
+
+@pytest.mark.parametrize("text", ["", "finalize:ese_device:d1:1", "create:heat_worker:ese_device:d1:v2:abcde",
+                                  "create:heat_worker:ese_device::1:abcde", "a:b:c:d:1:e:f"])
+def test_text_that_is_not_a_job_id_is_refused_by_parse_and_is_none_for_of(text):
+    with pytest.raises(ValueError, match="is not a job id"):
+        JobId.parse(text)
+    assert JobId.of(text) is None
 
 
 def test_no_state_means_create_a_newer_version_modify_and_a_deletion_logical_delete():

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from esiprov.model import ResourceVersion
-from esiprov.poller import Target, device_address, group, planned_writes, port_status, switch_status
+from esiprov.documents import ResourceVersion
+from esiprov.poller import Target, device_address, group, planned_writes
 from esiprov.snmp import DOWN, FAIL, UP
+from esiprov.target_kinds import port_status, switch_status
 
 OLD_IP, NEW_IP = "10.0.0.1", "10.0.0.2"
 

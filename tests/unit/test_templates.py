@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from esiprov import templates
+from esiprov.documents import ResourceVersion
 from esiprov.mappings import MappingError
-from esiprov.model import ResourceVersion
 from esiprov.templates import Schema, Template, TemplateError
 from tests.data import plan_reference
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from esiprov.dispatch import finalize_task_id, resource_of_task
+from esiprov.documents import finalize_task_id, resource_of_task
 from esiprov.settings import Settings
 from tasks.job import polling
 
