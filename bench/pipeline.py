@@ -50,6 +50,7 @@ from bench.spy import Profile
 from bench.wire import wire_counter
 from esiprov import keys, templates
 from esiprov.devenv.apiserver import envelope
+from esiprov.devenv.bodies import device_body
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.local import esiprov_env
 from esiprov.devenv.pipeline import ROOT, start_watcher, start_worker
@@ -84,8 +85,7 @@ def device(name: str) -> tuple[str, dict[str, Any]]:
     """(id, body) of an ese_device on the emulated switch; the id starts with ``name``, so a batch
     (names ``<tag>-<n>``) is one key prefix."""
     rid = f"{name}-{uuid.uuid5(uuid.NAMESPACE_URL, f'esiprov-bench:{name}').hex[:12]}"
-    return rid, {"id": rid, "name": name, "hostname": name, "existing": "new", "type": "tor",
-                 "management_ip_address": SWITCH.ip, "public_ip_address": SWITCH.ip, "tenant_id": TENANT}
+    return rid, device_body(SWITCH.ip, TENANT, rid, name=name)
 
 
 def put_devices(store: Store, names: Iterable[str], pause: float = 0.0) -> dict[str, float]:
@@ -351,7 +351,7 @@ def seed_applied(store: Store, start: int, stop: int) -> None:
         rid, body = device(f"resync-{n:06d}")
         records[keys.config(RTYPE, rid)] = envelope(body, 1)
         records[keys.state(RTYPE, rid)] = {"state": {"worker_state": "CREATE_COMPLETED"}, "version": 1, "error": ""}
-        records[keys.worker_config(RTYPE, rid)] = {"body": body, "version": 1, "deleted": False}
+        records[keys.applied_config(RTYPE, rid)] = {"body": body, "version": 1, "deleted": False}
         if len(records) >= TXN_OPS - 2:
             store.commit(puts=records)
             records = {}

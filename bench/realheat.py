@@ -43,7 +43,7 @@ from esiprov.devenv.local import HEAT_TOKEN, esiprov_env
 from esiprov.devenv.pipeline import start_watcher, start_worker
 from esiprov.devenv.redis import RedisServer
 from esiprov.devenv.switches import Switch, Switches
-from esiprov.documents import Job
+from esiprov.documents import JobEntry
 from esiprov.settings import from_env
 from esiprov.store import Change, Store
 
@@ -168,9 +168,9 @@ def real_heat(count: int, logs: Path, switches: Switches, switch: Switch, commun
                 monitoring_at, monitoring = timeline.first(rid, "/monitoring/", 5)
             if state.entry.value.get("error"):
                 raise RuntimeError(f"port {rid} failed: {state.entry.value['error']}")
-            job_doc = next(c.entry.value[1] for _, c in timeline.of(rid)
-                           if c.key.startswith(keys.JOBS) and ":heat_worker:" in c.key)
-            arguments = heat_arguments(Job.from_document(job_doc), store)
+            job = next(JobEntry.from_etcd(c.entry.value).job for _, c in timeline.of(rid)
+                       if c.key.startswith(keys.JOBS) and ":heat_worker:" in c.key)
+            arguments = heat_arguments(job, store)
             if costs.heat_wire is not None:
                 costs.heat_wire.take_requests()
             own, checks = heat_own_time(api, f"copy_{PORT_TYPE}_{rid}", *arguments)

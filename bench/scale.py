@@ -2,7 +2,7 @@
 
 Real etcd and Redis on loopback, nothing else (no worker, no Heat: nothing here needs one).
 
-1. Settled resources are written straight into etcd (config, /state and esiprov's copy at the same
+1. Settled resources are written straight into etcd (config, /state and the applied config at the same
    version, in 128-op transactions, ids are UUIDs as ESI's are) at each size; then, for each size:
    ``esiprov watch`` from start to its "watching /config" line (and the "listed N resources in X s"
    line it logs), its peak RSS, whether it kept its lease and heartbeat the whole time (the
@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +40,7 @@ from bench.running import running
 from bench.spy import RATE, Profile, frame_file, frame_function
 from esiprov import keys, templates
 from esiprov.devenv.apiserver import envelope
+from esiprov.devenv.bodies import device_body
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.pipeline import LEADING, ROOT, _logged
 from esiprov.devenv.process import Service, wait_until
@@ -50,7 +50,7 @@ from esiprov.store import Store, encode
 
 #: the key families a resource can have, for the budget (label, prefix)
 FAMILIES = [("config", keys.CONFIG), ("state", keys.STATE), ("monitoring", keys.MONITORING), ("jobs", keys.JOBS),
-            ("esiprov's copy", keys.WORKER_CONFIG), ("workflows", keys.WORKFLOWS), ("holds", keys.HOLDS),
+            ("applied configs", keys.APPLIED_CONFIG), ("workflows", keys.WORKFLOWS), ("holds", keys.HOLDS),
             ("unsent", keys.UNSENT), ("monitoring targets", keys.TARGETS),
             ("heat stacks", f"{keys.WORKER}heat_stacks/"), ("job state", f"{keys.WORKER}job_state/"),
             ("heat ops", keys.HEAT_OPS), ("failures", keys.FAILURES)]
@@ -59,9 +59,7 @@ FAMILIES = [("config", keys.CONFIG), ("state", keys.STATE), ("monitoring", keys.
 def body(tag: str, n: int) -> tuple[str, dict[str, Any]]:
     """(id, body) of an ese_device; the id is a UUID, as ESI's are (etcd ranges spread over its first character)."""
     rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-scale:{tag}:{n}"))
-    name = f"{tag}-{n:06d}"
-    return rid, {"id": rid, "name": name, "hostname": name, "existing": "new", "type": "tor",
-                 "management_ip_address": SWITCH.ip, "public_ip_address": SWITCH.ip, "tenant_id": TENANT}
+    return rid, device_body(SWITCH.ip, TENANT, rid, name=f"{tag}-{n:06d}")
 
 
 def seed(store: Store, start: int, stop: int) -> int:
@@ -72,7 +70,7 @@ def seed(store: Store, start: int, stop: int) -> int:
         rid, config = body("settled", n)
         records[keys.config(RTYPE, rid)] = envelope(config, 1)
         records[keys.state(RTYPE, rid)] = {"state": {"worker_state": "CREATE_COMPLETED"}, "version": 1, "error": ""}
-        records[keys.worker_config(RTYPE, rid)] = {"body": config, "version": 1, "deleted": False}
+        records[keys.applied_config(RTYPE, rid)] = {"body": config, "version": 1, "deleted": False}
         if len(records) >= TXN_OPS - 2:
             written += sum(len(key) + len(encode(value)) for key, value in records.items())
             store.commit(puts=records)

@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from celery import Celery
 from kombu.utils.url import maybe_sanitize_url
@@ -29,8 +29,8 @@ from esiprov.errors import EsiprovError
 from esiprov.follow import follow
 from esiprov.heat import HeatError
 from esiprov.output import age, console, one_line, print_json, stream_json, stream_table, table
-from esiprov.settings import ConfigError, current
-from esiprov.store import Store, StoreError
+from esiprov.settings import current
+from esiprov.store import Store
 
 if TYPE_CHECKING:
     from esiprov.metrics import MetricsServer

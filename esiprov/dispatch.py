@@ -26,18 +26,18 @@ log = logging.getLogger(__name__)
 
 
 def claim(store: Store, plan: Plan) -> bool:
-    """Write the jobs, the workflow record and esiprov's copy of the config in one transaction.
+    """Write the jobs, the workflow record and the applied config in one transaction.
 
-    False (nothing written) when a workflow of the resource is in flight. The copy
-    lets a config deleted outright still be deleted from Heat.
+    False (nothing written) when a workflow of the resource is in flight. The applied
+    config lets a config deleted outright still be deleted from Heat.
     """
     resource = plan.resource
     if plan.action is None:
         raise ValueError(f"{resource.name}: version {resource.version} is applied already; nothing to claim")
     workflow = workflow_record(resource.version, plan.action, [job.id for job in plan.jobs])
-    copy = AppliedConfig(body=resource.body, version=resource.version, deleted=False)
+    applied = AppliedConfig(body=resource.body, version=resource.version, deleted=False)
     puts: dict[str, Any] = {keys.workflow(resource.rtype, resource.rid): workflow,
-                            keys.worker_config(resource.rtype, resource.rid): copy}
+                            keys.applied_config(resource.rtype, resource.rid): applied}
     puts.update({keys.job(job.id): JobEntry(job.handler, job).to_etcd() for job in plan.jobs})
     return store.commit([Compare.absent(keys.workflow(resource.rtype, resource.rid))], puts)
 

@@ -247,7 +247,7 @@ def workflow_record(version: int, action: str, job_ids: list[str]) -> WorkflowRe
 
 
 class AppliedConfig(TypedDict):
-    """esiprov's copy of the last applied config (the body as an object), as the reference keeps it:
+    """The applied config: the last config version esiprov applied (the body as an object), as the reference keeps it:
     a config deleted outright can still be deleted from Heat."""
 
     body: dict[str, Any]
@@ -288,6 +288,11 @@ class HeatOutput(TypedDict):
     output_value: Any
     description: NotRequired[str]
     output_error: NotRequired[str]
+
+
+def stack_name(rtype: str, rid: str) -> str:
+    """The name of a resource's one Heat stack, ``<type>_<id>`` (in the resource's tenant)."""
+    return f"{rtype}_{rid}"
 
 
 class HeatStackRecord(TypedDict):

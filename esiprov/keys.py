@@ -20,7 +20,7 @@ WORKFLOWS = f"{WORKER}workflows/{API}/"
 TARGETS = f"{WORKER}monitoring_targets/{API}/"
 FAILURES = f"{WORKER}failures/"
 HEAT_OPS = f"{WORKER}heat_ops/"
-WORKER_CONFIG = f"{WORKER}config/{API}/"
+APPLIED_CONFIG = f"{WORKER}config/{API}/"
 #: the SNMP poller's cycle lock and last cycle record
 POLLER = f"{WORKER}poller/"
 #: the last finished poll cycle: when it started, by whom, its summary and the devices' uptimes
@@ -70,9 +70,10 @@ def target(rtype: str, rid: str) -> str:
     return f"{TARGETS}{plural(rtype)}/{rid}"
 
 
-def worker_config(rtype: str, rid: str) -> str:
-    """esiprov's copy of the last applied config (the body as an object), as the reference keeps it."""
-    return f"{WORKER_CONFIG}{plural(rtype)}/{rid}"
+def applied_config(rtype: str, rid: str) -> str:
+    """The applied config: the last config version esiprov applied (the body as an object), as the reference
+    keeps it under /esi-worker/config/."""
+    return f"{APPLIED_CONFIG}{plural(rtype)}/{rid}"
 
 
 def hold(rtype: str, rid: str) -> str:
@@ -90,7 +91,7 @@ def heat_op(job_id: str) -> str:
 
 def resource_records(rtype: str, rid: str) -> list[str]:
     """Every key esiprov keeps for one resource (cleaned up when the resource is gone)."""
-    return [worker_config(rtype, rid), heat_stack(rtype, rid), job_state(rtype, rid),
+    return [applied_config(rtype, rid), heat_stack(rtype, rid), job_state(rtype, rid),
             workflow(rtype, rid), target(rtype, rid), monitoring(rtype, rid), unsent(rtype, rid)]
 
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from esiprov.errors import Permanent
 
@@ -28,10 +28,6 @@ Relations = Mapping[str, Mapping[str, str]]
 Fetch = Callable[[str, str], "dict[str, Any] | None"]
 Refs = tuple[dict[str, str], ...]
 
-#: the JSON forms, by their key, and the other keys each may have
-FORMS: dict[str, tuple[str, ...]] = {
-    "constant": (), "field": ("path", "ignore_missing"), "output_key": ("path",), "nested": (),
-    "concatenate": (), "if_mapping": ("then_mapping", "else_mapping"), "for_field": ("for_mapping",)}
 TESTS = ("equal", "regexp")
 
 
@@ -351,11 +347,11 @@ def _parse_object(m: dict[Any, Any]) -> Expr:
         found = f"more than one form ({', '.join(forms)})" if forms else "no form"
         raise _bad(m, f"{found}: an object mapping has exactly one of {', '.join(FORMS)}")
     form = forms[0]
-    unknown = [key for key in m if key != form and key not in FORMS[form]]
+    unknown = [key for key in m if key != form and key not in FORMS[form].others]
     if unknown:
         raise _bad(m, f"unknown key {', '.join(map(_show, unknown))} beside {form!r} "
-                      f"(it may have {', '.join(FORMS[form]) or 'no other key'})")
-    return _OBJECT_FORMS[form](m)
+                      f"(it may have {', '.join(FORMS[form].others) or 'no other key'})")
+    return FORMS[form].build(m)
 
 
 def _form_constant(m: dict[str, Any]) -> Expr:
@@ -436,9 +432,19 @@ def _form_for_field(m: dict[str, Any]) -> Expr:
                    _name(spec["output_key"], m, "an output key"))
 
 
-_OBJECT_FORMS: dict[str, Callable[[dict[str, Any]], Expr]] = {
-    "constant": _form_constant, "field": _form_field, "output_key": _form_output_key, "nested": _form_nested,
-    "concatenate": _form_concatenate, "if_mapping": _form_if_mapping, "for_field": _form_for_field}
+class Form(NamedTuple):
+    """One JSON form of a mapping: how it is built, and the keys it may have beside its own."""
+
+    build: Callable[[dict[str, Any]], Expr]
+    others: tuple[str, ...] = ()
+
+
+#: the JSON forms, by their key
+FORMS: dict[str, Form] = {
+    "constant": Form(_form_constant), "field": Form(_form_field, ("path", "ignore_missing")),
+    "output_key": Form(_form_output_key, ("path",)), "nested": Form(_form_nested),
+    "concatenate": Form(_form_concatenate), "if_mapping": Form(_form_if_mapping, ("then_mapping", "else_mapping")),
+    "for_field": Form(_form_for_field, ("for_mapping",))}
 
 
 def _bad(fragment: Any, why: str) -> MappingError:

@@ -89,7 +89,7 @@ def plan(store: Store, rtype: str, rid: str) -> Plan | None:
 
 
 def plan_deletion(store: Store, rtype: str, rid: str, applied: dict[str, Any]) -> Plan:
-    """A config deleted outright: delete what its last applied version (esiprov's copy) provisioned."""
+    """A config deleted outright: delete what its applied config provisioned."""
     resource = ResourceVersion(rtype, rid, applied["version"] + 1, applied["body"], marked_for_deletion=True)
     return _planned(store, resource, DELETE)
 

@@ -138,7 +138,7 @@ def device_address(target: Target, configs: Mapping[tuple[str, str], ResourceVer
     if not kind.device_ref:
         device = own
     else:
-        device_id = target.record.get("device_id") or (own.body.get(kind.device_ref) if own else None)
+        device_id = own.body.get(kind.device_ref) if own else None
         device = configs.get((DEVICE_TYPE, str(device_id))) if device_id else None
     current = device.body.get(DEVICE_ADDRESS) if device else None
     return str(current or kind.address(target.record))
@@ -218,7 +218,7 @@ class Conflict(Exception):
     """A guarded write found its target or /monitoring changed since it was read."""
 
 
-def publish(store: Store, target: Target, status: str, address: str, snapshot: Snapshot) -> str | None:
+def write_status(store: Store, target: Target, status: str, address: str, snapshot: Snapshot) -> str | None:
     """Write what changed for one target; the old /monitoring status if it changed, None otherwise.
 
     Raises Conflict when the target or /monitoring changed since the snapshot.
@@ -246,7 +246,7 @@ def poll_device(store: Store, probe: SnmpProbe, device: Device, snapshot: Snapsh
     for target in device.targets:
         status = status_of(target, reading, snapshot.uptimes.get(device.address))
         try:
-            old = publish(store, target, status, device.address, snapshot)
+            old = write_status(store, target, status, device.address, snapshot)
         except Conflict:
             conflicts += 1
             continue

@@ -56,8 +56,8 @@ def _write_state(store: Store, rtype: str, rid: str, version: int, document: Sta
 def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
     """Publish the workflow's result and remove its jobs, job_state and workflow record."""
     found = store.get_many([keys.workflow(rtype, rid), keys.job_state(rtype, rid), keys.target(rtype, rid),
-                            keys.worker_config(rtype, rid), keys.state(rtype, rid)])
-    workflow, state, target, copy = (entry.value if entry else None for entry in found[:4])
+                            keys.applied_config(rtype, rid), keys.state(rtype, rid)])
+    workflow, state, target, applied = (entry.value if entry else None for entry in found[:4])
     workflow, job_state = workflow or {}, cast(JobState, state or {})
     if workflow.get("version") != version:
         log.info("%s %s: no workflow for version %s to finalize", rtype, rid, version)
@@ -72,7 +72,7 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
     if isinstance(target, dict) and target.get("version") == version:
         puts[keys.monitoring(rtype, rid)] = monitoring_document(version, target["field"], target["status"])
     if workflow["action"] == "logical_delete":
-        puts[keys.worker_config(rtype, rid)] = {**(copy or {}), "deleted": True}
+        puts[keys.applied_config(rtype, rid)] = {**(applied or {}), "deleted": True}
     return _write_state(store, rtype, rid, version, document, found[4], puts, deletes)
 
 

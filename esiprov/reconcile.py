@@ -62,10 +62,10 @@ def reconcile(store: Store, app: Celery, rtype: str, rid: str, resend_after: flo
 
 def _gone(store: Store, app: Celery, rtype: str, rid: str) -> str:
     """/config is gone: delete what is still provisioned, then forget the resource."""
-    copy = store.value(keys.worker_config(rtype, rid))
-    if isinstance(copy, dict) and not copy.get("deleted"):
+    applied = store.value(keys.applied_config(rtype, rid))
+    if isinstance(applied, dict) and not applied.get("deleted"):
         try:
-            plan = planner.plan_deletion(store, rtype, rid, copy)
+            plan = planner.plan_deletion(store, rtype, rid, applied)
         except planner.PlanError as exc:
             publish.fail(store, exc.rtype, exc.rid, exc.version, exc.action, str(exc))
             return FAILED
@@ -95,8 +95,8 @@ def resource_jobs(store: Store, rtype: str, rid: str) -> list[str]:
 
 
 def known_resources(store: Store) -> Iterator[tuple[str, str]]:
-    """(type, id) of every resource with a config, or with esiprov's copy of one (deleted while unwatched)."""
-    return resources_under(store, keys.CONFIG, keys.WORKER_CONFIG)
+    """(type, id) of every resource with a config, or with an applied config (deleted while unwatched)."""
+    return resources_under(store, keys.CONFIG, keys.APPLIED_CONFIG)
 
 
 def resources_under(store: Store, *prefixes: str, rtype: str | None = None) -> Iterator[tuple[str, str]]:
@@ -156,7 +156,7 @@ def resync(store: Store, app: Celery, resend_after: float | None,
 
     A page at a time: the page's current resources are counted from three range reads,
     the others reconciled one by one. ``total`` is the number of configs (a resource
-    known only from esiprov's copy raises it as it is met).
+    known only from its applied config raises it as it is met).
     """
     total = store.count(keys.CONFIG) - store.count(keys.TEMPLATES)
     outcomes: Counter[str] = Counter()

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterator
 
 from esiprov import keys
-from esiprov.documents import BadConfig, JobId, parse_envelope
+from esiprov.documents import BadConfig, JobId, parse_envelope, stack_name
 from esiprov.heat import HeatClient, HeatError
 from esiprov.reconcile import page_values, pages, resource_jobs, resources_under
 from esiprov.settings import current
@@ -158,7 +158,7 @@ def _live_stack(view: dict[str, Any], rtype: str, rid: str) -> dict[str, Any] | 
     tenant = _tenant(view, rtype, rid)
     if not (settings.heat_url or settings.keystone) or not tenant:
         return None
-    name = _object(view["heat_stack"]).get("stack_id") or f"{rtype}_{rid}"
+    name = _object(view["heat_stack"]).get("stack_id") or stack_name(rtype, rid)
     try:
         stack = HeatClient(settings, tenant).get(name)
     except HeatError as exc:  # every etcd row still shows; the stack says why Heat could not

@@ -317,38 +317,15 @@ class Store:
 
     def watch(self, prefix: str, start_revision: int) -> tuple[Iterator[Change], Callable[[], None]]:
         """Changes under ``prefix`` from ``start_revision`` on, and a function that cancels the watch."""
+        batches, cancel = self.watch_batches(prefix, start_revision)
+        return (change for batch in batches for change in batch), cancel
+
+    def watch_batches(self, prefix: str, start_revision: int) -> tuple[Iterator[list[Change]], Callable[[], None]]:
+        """``watch``, in the batches etcd sends: each holds whole revisions, so a reader can tell
+        when it has seen every change of a revision (esiprov.devenv.history reads up to "now")."""
         responses, cancel = self._call(self._client.watch_prefix_response, prefix,
                                        start_revision=start_revision)
-
-        def changes() -> Iterator[Change]:
-            for response in responses:
-                for event in response.events:
-                    yield _change(event)
-
-        return changes(), cancel
-
-    def history(self, prefix: str, start_revision: int) -> list[Change]:
-        """Every change under ``prefix`` from ``start_revision`` up to now, from etcd's history.
-
-        Transient documents (jobs, job_state) are gone once a workflow ends; their
-        history stays readable until etcd compacts it. It watches the whole keyspace
-        (to know when it has reached now), so it needs read access to "/": for the
-        demo and tests, not for a role limited to esiprov's prefixes.
-        """
-        _, now = self.range(prefix, keys_only=True)
-        if now < start_revision:
-            return []
-        responses, cancel = self._call(self._client.watch_prefix_response, "/", start_revision=start_revision)
-        found: list[Change] = []
-        try:
-            for response in responses:
-                batch = [_change(e) for e in response.events]
-                found += [c for c in batch if c.key.startswith(prefix)]
-                if any(c.revision >= now for c in batch):
-                    break
-        finally:
-            cancel()
-        return found
+        return ([_change(event) for event in response.events] for response in responses), cancel
 
     def close(self) -> None:
         self._client.close()

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from esiprov import keys, planner, steps
-from esiprov.documents import HeatOp, HeatStackRecord, Job, JobEntry
+from esiprov.documents import HeatOp, HeatStackRecord, Job, JobEntry, stack_name
 from esiprov.heat import HeatClient, Stack, client_for
 from esiprov.planner import CREATE, DELETE
 from esiprov.settings import Settings
@@ -22,10 +22,6 @@ from esiprov.store import Store
 from esiprov.templates import JINJA_PREFIX, TIMEOUT_PARAM
 from tasks.context import Context
 from tasks.job import JobFailed, NotYet, job_step
-
-
-def stack_name(job: Job) -> str:
-    return f"{job.resource_type}_{job.resource_id}"
 
 
 def resolve(param: dict[str, Any], etcd: Store) -> Any:
@@ -77,7 +73,7 @@ def record(job: Job, stack: Stack | None, etcd: Store) -> None:
 
 def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | None) -> str | None:
     """Send the job's Heat operation for this attempt; None when there is nothing to send."""
-    name = stack_name(job)
+    name = stack_name(job.resource_type, job.resource_id)
     if stack is not None and stack.in_progress:
         raise NotYet(f"stack {name} is {stack.status} (an earlier operation)")
     if job.action == DELETE:
@@ -108,7 +104,7 @@ def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[Heat
     create goes out without a look first: a stack of that name answers 409, and only then is
     it looked at.
     """
-    name = stack_name(job)
+    name = stack_name(job.resource_type, job.resource_id)
     stack = None
     operation: str | None
     if job.action == CREATE and client.create(name, *heat_arguments(job, etcd)):
@@ -140,7 +136,7 @@ def heat_worker(job: Job, ctx: Context) -> None:
     """Create, update or delete the resource's stack, and wait for it without holding the worker."""
     etcd = ctx.store
     client = client_for(ctx.settings, str(job.resource_input.get("tenant_id", "")))
-    name = stack_name(job)
+    name = stack_name(job.resource_type, job.resource_id)
     attempt, sent = attempt_and_sent(job, etcd)
     if sent is not None and sent.get("attempt") == attempt:
         stack = client.get(name)

@@ -15,6 +15,7 @@ from typing import Any
 
 from esiprov import keys
 from esiprov.devenv.apiserver import put_config, wait_for_state
+from esiprov.devenv.history import history
 from esiprov.devenv.local import LocalDeployment
 from esiprov.devenv.switches import Switch
 from esiprov.store import Store
@@ -44,11 +45,11 @@ def records(store: Store, since: int) -> None:
     rtype, rid = "ese_physical_port", PORT["id"]
     config = store.value(keys.config(rtype, rid))
     show(1, keys.config(rtype, rid), {**config, "body": json.loads(config["body"])})
-    for change in store.history(keys.JOBS, since):
+    for change in history(store, keys.JOBS, since):
         if change.entry is not None and rid in change.key:
             show(2, change.key, change.entry.value)
     show(3, keys.heat_stack(rtype, rid), store.value(keys.heat_stack(rtype, rid)))
-    states = [c.entry.value for c in store.history(keys.job_state(rtype, rid), since) if c.entry]
+    states = [c.entry.value for c in history(store, keys.job_state(rtype, rid), since) if c.entry]
     for point, value in zip((4, 5), states):
         show(point, keys.job_state(rtype, rid), value)
     show(6, keys.state(rtype, rid), store.value(keys.state(rtype, rid)))

@@ -26,9 +26,10 @@ import pytest
 from esiprov import keys, templates
 from esiprov.devenv.apiserver import envelope, put_config, wait_for_state
 from esiprov.devenv.etcd import EtcdServer
+from esiprov.devenv.history import history
 from esiprov.devenv.pipeline import LEADING
 from esiprov.devenv.process import free_port, wait_until
-from esiprov.documents import Job
+from esiprov.documents import Job, JobEntry
 from esiprov.settings import from_env
 from esiprov.store import Store
 from tests import seed
@@ -158,7 +159,8 @@ def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(br
     assert requeued.stdout.startswith(f"requeued {job_id} (attempt 1): sent {job_id}, create:monitoring_worker:")
 
     wait_until(lambda: worker_state(store, rid) == "CREATE_COMPLETED", 60, f"{LAB} {rid} completed")
-    attempts = [c.entry.value[2] for c in store.history(keys.job(job_id), before + 1) if c.entry is not None]
+    attempts = [JobEntry.from_etcd(c.entry.value).attempts for c in history(store, keys.job(job_id), before + 1)
+                if c.entry is not None]
     assert attempts == [1]
     assert store.get(keys.failure(job_id)) is None
     assert store.value(keys.monitoring(LAB, rid)) == {"version": 1, "switch": "UP"}

@@ -8,6 +8,8 @@ import pytest
 
 from esiprov import keys
 from esiprov.devenv.apiserver import envelope, put_config, wait_for_state
+from esiprov.devenv.bodies import device_body
+from esiprov.devenv.history import history
 from esiprov.devenv.pipeline import start_watcher, start_worker
 from esiprov.devenv.process import free_port, wait_until
 from tests.fixtures.cluster import DEVICE, PORT
@@ -18,9 +20,7 @@ TENANT = "9d0c1b2a3f4e4d5c8b7a6f5e4d3c2b1a"
 
 
 def device(ip: str = SWITCH_A.ip) -> dict:
-    rid = str(uuid.uuid4())
-    return {"id": rid, "name": f"d-{rid[:8]}", "hostname": f"h-{rid[:8]}", "existing": "new",
-            "management_ip_address": ip, "public_ip_address": ip, "tenant_id": TENANT}
+    return device_body(ip, TENANT)
 
 
 def test_an_unreachable_heat_is_retried_with_backoff_then_fails_clearly(cluster):
@@ -110,7 +110,7 @@ def test_a_delete_whose_ignored_monitoring_removal_fails_still_deletes_the_stack
     assert port_state == {"state": {"heat_outputs": "[]", "worker_state": "DELETE_COMPLETED"}, "version": 2,
                           "error": ""}, "the ignored failure neither published FAILED nor stopped the chain"
     assert f"{PORT}_{port['id']}" not in cluster.stack_names(), "the chain went on to delete the stack"
-    recorded = [c.entry.value for c in cluster.store.history(keys.failure(removal["id"]), since) if c.entry]
+    recorded = [c.entry.value for c in history(cluster.store, keys.failure(removal["id"]), since) if c.entry]
     assert [(r["error"], r["ignored"]) for r in recorded] == \
         [(f"job {device_monitoring['id']}, which this job depends on, failed", True)]
     left = [keys.workflow(PORT, port["id"]), keys.job(removal["id"]), keys.job(stack_delete["id"]),

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -12,7 +11,7 @@ import yaml
 from heatclient import client as heat_client
 
 from esiprov.devenv.heatserver import HeatServer
-from esiprov.devenv.process import free_port
+from esiprov.devenv.process import free_port, wait_until
 from esiprov.heat import HeatClient, HeatRejected, HeatUnavailable, Stack
 from esiprov.settings import Settings
 from tests.fixtures.heat import HEAT_TOKEN
@@ -69,14 +68,14 @@ def name(request: pytest.FixtureRequest) -> str:
 
 
 def wait_for(heat: HeatClient, name: str, done: Callable[[Stack | None], bool], timeout: float = 60.0) -> Stack | None:
-    deadline = time.monotonic() + timeout
-    while True:
-        stack = heat.get(name)
-        if done(stack):
-            return stack
-        if time.monotonic() > deadline:
-            pytest.fail(f"stack {name} still {stack.status if stack else 'absent'} after {timeout:.0f} s")
-        time.sleep(0.2)
+    """The stack once ``done(stack)`` holds (None: it is gone), checked every 0.2 s for ``timeout`` s."""
+    seen: list[Stack | None] = [None]
+
+    def reached() -> bool:
+        seen[0] = heat.get(name)
+        return done(seen[0])
+    wait_until(reached, timeout, f"stack {name} to settle", interval=0.2)
+    return seen[0]
 
 
 def settled(heat: HeatClient, name: str, action: str) -> Stack:

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 
 import pytest
 
 from esiprov import keys
 from esiprov.devenv.apiserver import put_config, wait_for_state
+from esiprov.devenv.bodies import device_body, port_body
+from esiprov.devenv.history import history
 from esiprov.devenv.process import wait_until
+from esiprov.documents import JobEntry
 from esiprov.heat import HeatClient
 from tests.fixtures.services import SWITCH_A
 
@@ -18,16 +20,12 @@ TENANT = "5c1a7e2b0d8f4c3e9a6b1d2c3e4f5a6b"
 DEVICE, PORT = "ese_device", "ese_physical_port"
 
 
-def device_body(**changes):
-    rid = str(uuid.uuid4())
-    body = {"id": rid, "name": f"dev-{rid[:8]}", "hostname": f"qfx-{rid[:8]}", "existing": "new",
-            "management_ip_address": SWITCH_A.ip, "public_ip_address": SWITCH_A.ip, "tenant_id": TENANT}
-    return {**body, **changes}
+def new_device(**changes):
+    return device_body(SWITCH_A.ip, TENANT, **changes)
 
 
-def port_body(device, name="xe-0/0/3"):
-    return {"id": str(uuid.uuid4()), "name": name, "ese_device_id": device["id"], "existing": "new",
-            "tenant_id": TENANT, "connected_port_id": "", "connected_port_owner": "mx_downlink"}
+def new_port(device, name="xe-0/0/3"):
+    return port_body(device, name)
 
 
 def create(store, rtype, body):
@@ -47,7 +45,7 @@ def revision(store):
 
 def test_a_newer_version_updates_the_stack_and_reregisters_monitoring(pipeline):
     store = pipeline.store
-    device = device_body()
+    device = new_device()
     create(store, DEVICE, device)
 
     put_config(store, DEVICE, {**device, "hostname": "qfx-renamed"}, version=2)
@@ -62,7 +60,7 @@ def test_a_newer_version_updates_the_stack_and_reregisters_monitoring(pipeline):
 
 def test_a_logical_delete_removes_monitoring_and_the_stack_then_cleanup_forgets_it(pipeline):
     store = pipeline.store
-    device = device_body()
+    device = new_device()
     create(store, DEVICE, device)
 
     put_config(store, DEVICE, device, version=2, marked_for_deletion=True)
@@ -83,7 +81,7 @@ def test_a_logical_delete_removes_monitoring_and_the_stack_then_cleanup_forgets_
 
 def test_a_config_deleted_outright_is_deleted_from_heat_and_forgotten(pipeline):
     store = pipeline.store
-    device = device_body()
+    device = new_device()
     create(store, DEVICE, device)
 
     store.delete(keys.config(DEVICE, device["id"]))
@@ -95,7 +93,7 @@ def test_a_config_deleted_outright_is_deleted_from_heat_and_forgotten(pipeline):
 
 def test_rapid_versions_run_one_workflow_at_a_time_and_only_the_newest_waiting_one(pipeline):
     store = pipeline.store
-    device = device_body()
+    device = new_device()
     since = revision(store) + 1
     put_config(store, DEVICE, {**device, "hostname": "qfx-a"}, version=1)
     wait_until(lambda: store.get(keys.workflow(DEVICE, device["id"])) is not None, 10, "the create workflow")
@@ -106,11 +104,11 @@ def test_rapid_versions_run_one_workflow_at_a_time_and_only_the_newest_waiting_o
     final = wait_for_state(store, DEVICE, device["id"], 4, timeout=180)
 
     assert final["state"]["worker_state"] == "DELETE_COMPLETED"
-    states = [c.entry.value["version"] for c in store.history(keys.state(DEVICE, device["id"]), since) if c.entry]
+    states = [c.entry.value["version"] for c in history(store, keys.state(DEVICE, device["id"]), since) if c.entry]
     assert states == [1, 4], "the running create finishes, then only the newest version runs"
-    workflows = [c.entry.value for c in store.history(keys.workflow(DEVICE, device["id"]), since) if c.entry]
+    workflows = [c.entry.value for c in history(store, keys.workflow(DEVICE, device["id"]), since) if c.entry]
     assert [(w["version"], w["action"]) for w in workflows] == [(1, "create"), (4, "logical_delete")]
-    sent = [c.entry.value["operation"] for c in store.history(keys.HEAT_OPS, since)
+    sent = [c.entry.value["operation"] for c in history(store, keys.HEAT_OPS, since)
             if c.entry and device["id"] in c.key]
     assert sent == ["create", "delete"], "exactly one stack operation per applied version"
     assert stack(pipeline, DEVICE, device) is None
@@ -118,9 +116,9 @@ def test_rapid_versions_run_one_workflow_at_a_time_and_only_the_newest_waiting_o
 
 def test_a_device_and_its_ports_deleted_together_all_reach_delete_completed(pipeline):
     store = pipeline.store
-    device = device_body()
+    device = new_device()
     create(store, DEVICE, device)
-    ports = [port_body(device, name) for name in ("xe-0/0/3", "xe-0/0/4")]
+    ports = [new_port(device, name) for name in ("xe-0/0/3", "xe-0/0/4")]
     for port in ports:
         create(store, PORT, port)
 
@@ -146,23 +144,23 @@ def router_id(pipeline, device):
 
 def test_a_port_whose_device_is_being_updated_waits_for_the_devices_job(pipeline):
     store = pipeline.store
-    device = device_body()
+    device = new_device()
     create(store, DEVICE, device)
     router_before = router_id(pipeline, device)
     since = revision(store) + 1
 
     put_config(store, DEVICE, {**device, "hostname": "qfx-moved"}, version=2)
     wait_until(lambda: store.get(keys.workflow(DEVICE, device["id"])) is not None, 10, "the device workflow")
-    port = port_body(device)
+    port = new_port(device)
     put_config(store, PORT, port)
     port_state = wait_for_state(store, PORT, port["id"], 1)
 
     assert port_state["state"]["worker_state"] == "CREATE_COMPLETED"
-    device_job = next(c.entry.value[1] for c in store.history(keys.JOBS, since)
-                      if c.entry and c.key.startswith(f"{keys.JOBS}modify:heat_worker:{DEVICE}:{device['id']}"))
-    port_job = next(c.entry.value[1] for c in store.history(keys.JOBS, since)
-                    if c.entry and port["id"] in c.key and ":heat_worker:" in c.key)
-    assert port_job["dependency"] == [device_job["id"]]
+    jobs = [JobEntry.from_etcd(c.entry.value).job for c in history(store, keys.JOBS, since) if c.entry]
+    device_job = next(job for job in jobs if (job.action, job.handler, job.resource_id) == (
+        "modify", "heat_worker", device["id"]))
+    port_job = next(job for job in jobs if (job.handler, job.resource_id) == ("heat_worker", port["id"]))
+    assert port_job.dependency == [device_job.id]
     device_done = store.get(keys.state(DEVICE, device["id"])).mod_revision
     assert store.get(keys.state(PORT, port["id"])).mod_revision > device_done
     # the port's stack was built on the device's router as it is after the update: the new hostname
@@ -174,7 +172,7 @@ def test_a_port_whose_device_is_being_updated_waits_for_the_devices_job(pipeline
 
 def test_a_version_older_than_the_applied_one_is_ignored_with_a_log_line(pipeline):
     store = pipeline.store
-    device = device_body()
+    device = new_device()
     create(store, DEVICE, device)
     put_config(store, DEVICE, {**device, "hostname": "qfx-two"}, version=2)
     wait_for_state(store, DEVICE, device["id"], 2)
@@ -187,6 +185,6 @@ def test_a_version_older_than_the_applied_one_is_ignored_with_a_log_line(pipelin
     # the watcher's heartbeat carries the last revision it has handled: once it is past the put, the
     # reconcile that would have planned, dispatched or published anything for version 1 is over
     wait_until(lambda: store.value(keys.WATCHER_HEARTBEAT)["revision"] >= put, 10, "the watcher to handle the put")
-    assert [c.key for c in store.history("/", put + 1) if device["id"] in c.key] == [], \
+    assert [c.key for c in history(store, "/", put + 1) if device["id"] in c.key] == [], \
         "nothing was written for the device after its old version arrived"
     assert store.value(keys.state(DEVICE, device["id"]))["version"] == 2

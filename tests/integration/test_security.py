@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -17,6 +16,7 @@ import pytest
 
 from esiprov import templates
 from esiprov.devenv.apiserver import put_config, wait_for_state
+from esiprov.devenv.bodies import device_body
 from esiprov.devenv.certs import CertificateAuthority
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.flower import Flower, start_flower, wait_for_events
@@ -101,17 +101,15 @@ def admin(etcd: EtcdServer) -> Iterator[Store]:
     store.close()
 
 
-def device_body(**changes: Any) -> dict[str, Any]:
-    rid = str(uuid.uuid4())
-    return {"id": rid, "name": f"dev-{rid[:8]}", "hostname": f"qfx-{rid[:8]}", "existing": "new",
-            "management_ip_address": SWITCH_A.ip, "public_ip_address": SWITCH_A.ip, "tenant_id": TENANT, **changes}
+def new_device(**changes: Any) -> dict[str, Any]:
+    return device_body(SWITCH_A.ip, TENANT, **changes)
 
 
 # --- etcd: TLS client certificates and auth -------------------------------------------------------
 def test_esiprov_loads_templates_and_plans_over_tls_as_a_user_limited_to_its_prefixes(etcd_env, admin):
     loaded = esiprov(etcd_env, "templates", "load")
     assert loaded.returncode == 0, loaded.stderr
-    device = device_body()
+    device = new_device()
     put_config(admin, DEVICE, device)
 
     planned = esiprov(etcd_env, "plan", DEVICE, device["id"])
@@ -216,7 +214,7 @@ def secure_run(etcd: EtcdServer, etcd_env: dict[str, str], admin: Store, ca: Cer
         with start_flower(env, logs) as flower, start_worker(env, logs) as worker, \
                 start_watcher(env, logs) as watcher:
             wait_for_events(flower, worker)
-            device, doomed = device_body(), device_body(existing="doomed")
+            device, doomed = new_device(), new_device(existing="doomed")
             states = _lifecycle(admin, device, doomed)
             commands = (["jobs", "list", "--failed"], ["state", "show", DEVICE, doomed["id"]])
             cli = [esiprov(env, *args) for args in commands]

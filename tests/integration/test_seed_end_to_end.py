@@ -9,6 +9,7 @@ import pytest
 
 from esiprov import keys
 from esiprov.devenv.apiserver import put_config, wait_for_state
+from esiprov.devenv.history import history
 from esiprov.heat import HeatClient
 from tests import seed
 
@@ -38,7 +39,7 @@ def seeded(broker_pipeline):
 
 
 def _history(store, key, since):
-    return [change.entry.value for change in store.history(key, since) if change.entry is not None]
+    return [change.entry.value for change in history(store, key, since) if change.entry is not None]
 
 
 def test_the_worker_ran_on_the_broker_under_test(broker_pipeline, broker, seeded):
@@ -51,7 +52,7 @@ def test_the_worker_ran_on_the_broker_under_test(broker_pipeline, broker, seeded
 
 
 def test_both_job_documents_are_the_seeds(broker_pipeline, seeded):
-    written = [value for change in broker_pipeline.store.history(keys.JOBS, seeded)
+    written = [value for change in history(broker_pipeline.store, keys.JOBS, seeded)
                if change.entry is not None for value in [change.entry.value]]
     want = [_strip(seed.record("/jobs/all/", 0)), _strip(seed.record("/jobs/all/", 1))]
     assert [_strip(value) for value in written] == want

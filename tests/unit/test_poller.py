@@ -55,10 +55,6 @@ def test_a_port_is_polled_at_its_devices_current_address_not_the_recorded_one() 
     assert device_address(port_target(), configs(port(), device(address=NEW_IP))) == NEW_IP
 
 
-def test_a_port_target_naming_its_device_needs_no_port_config_to_find_it() -> None:
-    assert device_address(port_target(device_id="d1"), configs(device(address=NEW_IP))) == NEW_IP
-
-
 def test_the_recorded_address_is_used_when_the_device_config_is_missing() -> None:
     assert device_address(port_target(), configs(port())) == OLD_IP
 
