@@ -326,10 +326,16 @@ class MonitoringTarget(TypedDict, total=False):
     #: the /monitoring field it feeds (``switch``, ``port``)
     field: str
     status: str
-    #: the resource version it was registered for
+    #: the resource version it was registered for, and when (epoch seconds)
     version: int
+    registered_at: float
     resource_type: str
     resource_id: str
+    #: esiprov.damping: the template's {positive_status, time_seconds}; set once a positive status
+    #: ended the hold; set while a status waits for the hold to let it into /monitoring
+    hold_options: dict[str, Any]
+    hold_ended: bool
+    withheld: bool
 
 
 class FailureRecord(TypedDict):

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, cast
 
-from esiprov import keys
+from esiprov import damping, keys
 from esiprov.documents import BadConfig, MonitoringTarget, ResourceVersion, monitoring_document, parse_envelope
 from esiprov.leader import Leadership, identity
 from esiprov.snmp import SnmpProbe, SnmpUnreachable
@@ -132,8 +132,8 @@ def status_of(target: Target, reading: Reading, previous_uptime: int | None) -> 
 def device_address(target: Target, configs: Mapping[tuple[str, str], ResourceVersion]) -> str:
     """Where to poll ``target`` now: its device's current management address, else the recorded one."""
     kind = target.kind
-    if kind is None:
-        return ""
+    if kind is None or not kind.follows_device:
+        return "" if kind is None else kind.address(target.record)
     own = configs.get((target.rtype, target.rid))
     if not kind.device_ref:
         device = own
@@ -159,16 +159,21 @@ def group(targets: list[Target], configs: Mapping[tuple[str, str], ResourceVersi
     return list(devices.values()), skipped
 
 
-def planned_writes(target: Target, status: str, address: str, monitoring: Any,
-                   version: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def planned_writes(target: Target, status: str, address: str, monitoring: Any, version: int,
+                   now: float) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """(new target record, new /monitoring document), each None when it must not be written.
 
-    /monitoring only changes with its status, and is never created here.
+    /monitoring only changes with its status, and only as the target's hold allows
+    (esiprov.damping). It is created here only for a target whose status finalize withheld;
+    otherwise finalize creates it, and a delete removes it with the target.
     """
     assert target.kind is not None
-    record = {**target.record, "status": status, target.kind.address_field: address}
+    record, shown = damping.decide({**target.record, "status": status, target.kind.address_field: address},
+                                   status, now)
     new_record = record if record != target.record else None
-    if not isinstance(monitoring, dict) or monitoring.get(target.field) == status:
+    exists = isinstance(monitoring, dict)
+    if not shown or (exists and monitoring.get(target.field) == status) or \
+            (not exists and not target.record.get(damping.WITHHELD)):
         return new_record, None
     return new_record, monitoring_document(version, target.field, status)
 
@@ -226,14 +231,15 @@ def write_status(store: Store, target: Target, status: str, address: str, snapsh
     monitoring_key = keys.monitoring(target.rtype, target.rid)
     current = snapshot.monitoring.get(monitoring_key)
     version = snapshot.configs[target.rtype, target.rid].version
-    record, document = planned_writes(target, status, address, current and current.value, version)
+    record, document = planned_writes(target, status, address, current and current.value, version, time.time())
     guards = [Compare.unchanged(target.key, target.revision)]
     puts = {target.key: record} if record else {}
     old = None
-    if document and current is not None:  # a /monitoring document is only planned over an existing one
-        guards.append(Compare.unchanged(monitoring_key, current.mod_revision))
+    if document:
+        guards.append(Compare.unchanged(monitoring_key, current.mod_revision) if current
+                      else Compare.absent(monitoring_key))
         puts[monitoring_key] = document
-        old = str(current.value.get(target.field))
+        old = str(current.value.get(target.field)) if current else "absent (withheld)"
     if puts and not store.commit(guards, puts):
         raise Conflict(target.key)
     return old

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from esiprov import keys
+from esiprov import damping, keys
 from esiprov.documents import (READ_COMPLETE, JobState, StateDocument, failure_record,
                                monitoring_document)
 from esiprov.store import Compare, Entry, Store
@@ -70,7 +71,11 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
     deletes += [key for job_id in workflow.get("jobs", [])
                 for key in (keys.job(job_id), keys.heat_op(job_id), keys.failure(job_id))]
     if isinstance(target, dict) and target.get("version") == version:
-        puts[keys.monitoring(rtype, rid)] = monitoring_document(version, target["field"], target["status"])
+        record, shown = damping.decide(target, target["status"], time.time())
+        if shown:
+            puts[keys.monitoring(rtype, rid)] = monitoring_document(version, target["field"], target["status"])
+        if record != target:
+            puts[keys.target(rtype, rid)] = record
     if workflow["action"] == "logical_delete":
         puts[keys.applied_config(rtype, rid)] = {**(applied or {}), "deleted": True}
     return _write_state(store, rtype, rid, version, document, found[4], puts, deletes)

@@ -63,6 +63,9 @@ class Kind:
     #: the config field of the target's resource naming its device (a DEVICE_TYPE resource); empty
     #: when the resource is the device itself
     device_ref: str = ""
+    #: whether the poller follows the device's current address; if not, it polls the address the
+    #: template recorded (a resource several hops from its device: its next version re-registers it)
+    follows_device: bool = True
 
     def address(self, target: Mapping[str, Any]) -> str:
         return str(target.get(self.address_field, "") or "")
@@ -87,8 +90,11 @@ class Kind:
 SWITCH = Kind("switch", address_field="ip", reads=UPTIME)
 PHYSICAL_PORT = Kind("physical_port", address_field="device_ip", reads=INTERFACES, interface_field="name",
                      device_ref="ese_device_id")
+#: the reference's snmp_ports: any interface by its ifName, a logical unit (``xe-0/0/1.1003``) included
+SNMP_PORTS = Kind("snmp_ports", address_field="device_ip", reads=INTERFACES, interface_field="if_name",
+                  follows_device=False)
 #: every kind, by the ``type`` its targets carry
-KINDS = {kind.name: kind for kind in (SWITCH, PHYSICAL_PORT)}
+KINDS = {kind.name: kind for kind in (SWITCH, PHYSICAL_PORT, SNMP_PORTS)}
 
 
 def kind_of(target: Mapping[str, Any]) -> Kind | None:

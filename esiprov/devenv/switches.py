@@ -51,12 +51,21 @@ IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
 
 @dataclass(frozen=True)
 class Switch:
-    """One emulated switch: loopback address, read community, interface names (ifName)."""
+    """One emulated switch: loopback address, read community, interface names (ifName).
+
+    ``ports`` are its physical ports; ``units`` logical units on them (``xe-0/0/1.1003``, a
+    VLAN unit of a logical port), which the agent lists as interfaces of their own.
+    """
 
     ip: str
     community: str
     ports: tuple[str, ...]
     name: str = ""
+    units: tuple[str, ...] = ()
+
+    @property
+    def interfaces(self) -> tuple[str, ...]:
+        return self.ports + self.units
 
     @property
     def sys_name(self) -> str:
@@ -70,7 +79,7 @@ class Switches(LocalServer):
         super().__init__(log_dir)
         self.switches = {switch.ip: switch for switch in switches}
         self.port = 0
-        self._up = {(s.ip, name): True for s in self.switches.values() for name in s.ports}
+        self._up = {(s.ip, name): True for s in self.switches.values() for name in s.interfaces}
         self._first_index = {ip: FIRST_IF_INDEX for ip in self.switches}
         self._pinned_uptime: dict[str, int] = {}
         self._silent: set[str] = set()
@@ -93,9 +102,9 @@ class Switches(LocalServer):
         return self
 
     def set_port(self, ip: str, name: str, up: bool) -> None:
-        """Set ifOperStatus of port ``name`` and wait until a GET returns the new value."""
+        """Set ifOperStatus of interface ``name`` (a port or a unit) and wait until a GET returns the new value."""
         if (ip, name) not in self._up:
-            raise KeyError(f"switch {ip} has no port {name!r}")
+            raise KeyError(f"switch {ip} has no interface {name!r}")
         self._up[ip, name] = up
         expected = UP if up else DOWN
         self._rewrite(ip, lambda: self._probe().port_status(ip, self.switches[ip].community, name) == expected,
@@ -169,8 +178,8 @@ class Switches(LocalServer):
         rows = [(SYS_DESCR, "4", "esiprov emulated switch (snmpsim)"),
                 (SYS_UPTIME, *uptime),
                 (SYS_NAME, "4", switch.sys_name),
-                (IF_NUMBER, "2", str(len(switch.ports)))]
-        for index, name in enumerate(switch.ports, self._first_index[switch.ip]):
+                (IF_NUMBER, "2", str(len(switch.interfaces)))]
+        for index, name in enumerate(switch.interfaces, self._first_index[switch.ip]):
             rows += [(f"{IF_INDEX}.{index}", "2", str(index)),
                      (f"{IF_DESCR}.{index}", "4", name),
                      (f"{IF_OPER_STATUS}.{index}", "2", "1" if self._up[switch.ip, name] else "2"),

@@ -67,7 +67,7 @@ def test_port_statuses_returns_every_port_of_a_switch_from_one_walk(
 
 
 def test_switches_sharing_a_community_each_answer_with_their_own_ports(probe: SnmpProbe) -> None:
-    assert set(probe.port_statuses(B, COMMUNITY_TOKEN)) == set(SWITCH_B.ports)
+    assert set(probe.port_statuses(B, COMMUNITY_TOKEN)) == set(SWITCH_B.interfaces)
     assert probe.port_status(B, COMMUNITY_TOKEN, "xe-0/0/4") == FAIL
 
 

@@ -9,6 +9,7 @@ from esiprov.snmp import DOWN, FAIL, UP
 from esiprov.target_kinds import port_status, switch_status
 
 OLD_IP, NEW_IP = "10.0.0.1", "10.0.0.2"
+NOW = 1_700_000_000.0
 
 
 def port_target(rid: str = "p1", name: str = "xe-0/0/1", address: str = OLD_IP, **extra: Any) -> Target:
@@ -76,17 +77,17 @@ def test_targets_of_one_device_form_one_group_and_gone_or_deleted_resources_are_
 
 def test_monitoring_is_rewritten_only_when_its_status_changes_with_the_current_config_version() -> None:
     target = port_target()
-    assert planned_writes(target, UP, OLD_IP, {"version": 1, "port": UP}, 3) == (None, None)
-    record, document = planned_writes(target, DOWN, OLD_IP, {"version": 1, "port": UP}, 3)
+    assert planned_writes(target, UP, OLD_IP, {"version": 1, "port": UP}, 3, NOW) == (None, None)
+    record, document = planned_writes(target, DOWN, OLD_IP, {"version": 1, "port": UP}, 3, NOW)
     assert document == {"version": 3, "port": DOWN}
     assert record == {**target.record, "status": DOWN}
 
 
 def test_monitoring_is_never_created_by_the_poller() -> None:
-    record, document = planned_writes(port_target(), DOWN, OLD_IP, None, 1)
+    record, document = planned_writes(port_target(), DOWN, OLD_IP, None, 1, NOW)
     assert document is None and record["status"] == DOWN
 
 
 def test_a_moved_device_address_is_recorded_in_the_target() -> None:
-    record, document = planned_writes(port_target(), UP, NEW_IP, {"version": 1, "port": UP}, 1)
+    record, document = planned_writes(port_target(), UP, NEW_IP, {"version": 1, "port": UP}, 1, NOW)
     assert document is None and record["device_ip"] == NEW_IP

@@ -1,0 +1,77 @@
+"""Hold options: a new monitoring target's first statuses are damped for a window, as the reference's agent does.
+
+A monitoring template may give a target ``hold_options: {positive_status: [UP, DOWN],
+time_seconds: 30}``. The window opens when the target is registered and lasts
+``time_seconds``. Inside it, a status in ``positive_status`` is written at once and
+ends the hold; any other status (``FAIL`` while a new logical unit is still being
+configured on its switch) is withheld, and /monitoring keeps its previous value or
+stays absent. Once the window has passed, or the hold ended, every change is written.
+
+The target record carries what this needs: ``registered_at`` (written by
+monitoring_worker) and ``hold_ended`` (written with the first positive status).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+#: the target fields: its hold options (from the template), when it was registered, whether a
+#: positive status ended the hold, and whether a status is waiting to be written (finalize withheld it)
+HOLD_OPTIONS, REGISTERED_AT, HOLD_ENDED, WITHHELD = "hold_options", "registered_at", "hold_ended", "withheld"
+
+
+class BadHoldOptions(ValueError):
+    """hold_options that cannot be applied; the message says why."""
+
+
+@dataclass(frozen=True)
+class Hold:
+    positive: tuple[str, ...]
+    seconds: float
+
+    @classmethod
+    def parse(cls, options: Any) -> Hold:
+        """The hold of a template's ``hold_options``; BadHoldOptions when they are malformed."""
+        if not isinstance(options, Mapping):
+            raise BadHoldOptions(f"hold_options must be an object with positive_status and time_seconds, "
+                                 f"got {options!r}")
+        positive, seconds = options.get("positive_status"), options.get("time_seconds")
+        if not (isinstance(positive, list) and positive and all(isinstance(s, str) for s in positive)):
+            raise BadHoldOptions(f"hold_options.positive_status must be a non-empty list of statuses, got {positive!r}")
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
+            raise BadHoldOptions(f"hold_options.time_seconds must be a number of seconds >= 0, got {seconds!r}")
+        return cls(tuple(positive), float(seconds))
+
+
+def hold_of(target: Mapping[str, Any]) -> Hold | None:
+    """The target's hold; None when it has none (or a positive status ended it)."""
+    options = target.get(HOLD_OPTIONS)
+    if options is None or target.get(HOLD_ENDED):
+        return None
+    return Hold.parse(options)
+
+
+def writable(target: Mapping[str, Any], status: str, now: float) -> bool:
+    """Whether ``status`` may be written to /monitoring now, under the target's hold."""
+    hold = hold_of(target)
+    if hold is None or status in hold.positive:
+        return True
+    registered = target.get(REGISTERED_AT)
+    return not isinstance(registered, (int, float)) or now >= registered + hold.seconds
+
+
+def decide(target: Mapping[str, Any], status: str, now: float) -> tuple[dict[str, Any], bool]:
+    """(the target record to keep, whether /monitoring may show ``status`` now).
+
+    A withheld status marks the record ``withheld`` (the poller writes /monitoring once the hold
+    allows, creating it if finalize could not); a positive status inside the window ends the hold.
+    """
+    record = dict(target)
+    if not writable(target, status, now):
+        record[WITHHELD] = True
+        return record, False
+    record.pop(WITHHELD, None)
+    hold = hold_of(target)
+    if hold is not None and status in hold.positive:
+        record[HOLD_ENDED] = True
+    return record, True
