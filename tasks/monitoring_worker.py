@@ -9,11 +9,12 @@ logical_delete removes the target and ``/monitoring``.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, cast
 
 import yaml
 
-from esiprov import keys, planner, steps
+from esiprov import damping, keys, planner, steps
 from esiprov.documents import Job, MonitoringTarget
 from esiprov.planner import DELETE
 from esiprov.settings import Settings
@@ -57,10 +58,15 @@ def monitoring_worker(job: Job, ctx: Context) -> None:
                              keys.monitoring(job.resource_type, job.resource_id)])
         return
     field, target = target_of(job, etcd)
+    try:
+        damping.hold_of(target)
+    except damping.BadHoldOptions as exc:
+        raise JobFailed(f"monitoring template of {job.resource_type}: {exc}") from None
     status = probe(target, ctx.settings)
     # the template's target, whatever fields its kind has, plus what the poller needs
     record = cast(MonitoringTarget, {**target, "field": field, "status": status, "version": job.version,
-                                     "resource_type": job.resource_type, "resource_id": job.resource_id})
+                                     "registered_at": time.time(), "resource_type": job.resource_type,
+                                     "resource_id": job.resource_id})
     etcd.update(keys.job_state(job.resource_type, job.resource_id),
                 lambda state: {**(state or {}), "state_monitoring": {field: REGISTERED if status == UP else status}},
                 extra={keys.target(job.resource_type, job.resource_id): record})

@@ -55,7 +55,11 @@ def test_a_newer_version_updates_the_stack_and_reregisters_monitoring(pipeline):
     assert store.value(keys.heat_stack(DEVICE, device["id"]))["stack_status"] == "UPDATE_COMPLETE"
     outputs = {o["output_key"]: o["output_value"] for o in stack(pipeline, DEVICE, device).outputs}
     assert outputs["name"] == "qfx-renamed"
-    assert store.value(keys.monitoring(DEVICE, device["id"])) == {"version": 2, "switch": "UP"}
+    # the target was replaced for version 2, and finalize wrote its status with /state, in one transaction
+    assert store.value(keys.target(DEVICE, device["id"]))["version"] == 2
+    monitoring = store.get(keys.monitoring(DEVICE, device["id"]))
+    assert monitoring.value == {"version": 2, "switch": "UP"}
+    assert monitoring.mod_revision == store.get(keys.state(DEVICE, device["id"])).mod_revision
 
 
 def test_a_logical_delete_removes_monitoring_and_the_stack_then_cleanup_forgets_it(pipeline):
