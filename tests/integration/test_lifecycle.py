@@ -158,11 +158,14 @@ def test_a_port_whose_device_is_being_updated_waits_for_the_devices_job(pipeline
     port_state = wait_for_state(store, PORT, port["id"], 1)
 
     assert port_state["state"]["worker_state"] == "CREATE_COMPLETED"
-    device_job = next(c.entry.value[1] for c in store.history(keys.JOBS, since)
-                      if c.entry and c.key.startswith(f"{keys.JOBS}modify:heat_worker:{DEVICE}:{device['id']}"))
+    # every job of the device's modify, heat and monitoring (the reference's rule: all in-flight jobs)
+    device_jobs = list(dict.fromkeys(c.entry.value[1]["id"] for c in store.history(keys.JOBS, since)
+                                     if c.entry and c.key.startswith(f"{keys.JOBS}modify:")
+                                     and f":{DEVICE}:{device['id']}:" in c.key))
     port_job = next(c.entry.value[1] for c in store.history(keys.JOBS, since)
                     if c.entry and port["id"] in c.key and ":heat_worker:" in c.key)
-    assert port_job["dependency"] == [device_job["id"]]
+    assert [d.split(":")[1] for d in device_jobs] == ["heat_worker", "monitoring_worker"]
+    assert port_job["dependency"] == device_jobs
     device_done = store.get(keys.state(DEVICE, device["id"])).mod_revision
     assert store.get(keys.state(PORT, port["id"])).mod_revision > device_done
     # the port's stack was built on the device's router as it is after the update: the new hostname
