@@ -42,7 +42,9 @@ class Resolved:
     resources: Refs = ()
 
     def param(self, name: str) -> dict[str, Any]:
-        return {"param": name, "type": self.type, "value": self.value, "resources": list(self.resources)}
+        """The job param ``name``; the items of a ``list`` param are named after it too, as recorded."""
+        value = [{**item, "param": name} for item in self.value] if self.type == "list" else self.value
+        return {"param": name, "type": self.type, "value": value, "resources": list(self.resources)}
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,11 @@ class Cond(Expr):
 
 @dataclass(frozen=True)
 class ForEach(Expr):
-    """A ``list`` param: one ``output_key`` item per element (or element[subkey]) of a list field."""
+    """A ``list`` param: one ``output_key`` item per element (or element[subkey]) of a list field.
+
+    As the reference system records it (ese_logical_port's ``virtual_machine_interface_ids``), the
+    list param lists every referenced resource and its items none: one place to find dependencies.
+    """
 
     field: str
     rtype: str
@@ -171,8 +177,7 @@ class ForEach(Expr):
         if not isinstance(items, list):
             raise MappingError(f"field {self.field!r} of the {subject.rtype} body is {_kind(items)}, not a list")
         ids = [self._id(i, item) for i, item in enumerate(items)]
-        params = [Resolved("output_key", _output_value(self.rtype, rid, self.key), (_ref(self.rtype, rid),))
-                  .param(self.field) for rid in ids]
+        params = [Resolved("output_key", _output_value(self.rtype, rid, self.key)).param(self.field) for rid in ids]
         return Resolved("list", params, tuple(_ref(self.rtype, rid) for rid in ids))
 
     def _id(self, index: int, item: Any) -> str:

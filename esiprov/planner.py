@@ -140,15 +140,34 @@ def _param(evaluate: Evaluator, name: str, mapping: Any, subject: Subject, lenie
 
 
 def in_flight_dependencies(store: Store, jobs: list[Job]) -> list[str]:
-    """Jobs of other resources, referenced by params, that are still running with the first job's handler."""
-    first = jobs[0]
+    """Every job of the workflow in flight of each other resource any param of the version references.
+
+    The reference system's rule: a new workflow's first job depends on the in-flight jobs of every
+    resource in any param's ``resources`` (``list`` items included), whatever their handler or
+    action, so a create or a modify waits for another resource's create or modify alike. All of a
+    workflow's jobs, not only those of the first job's handler: whichever of them fails, the
+    dependent sees its failure record and fails at once rather than waiting for the jobs after it,
+    which never run. In flight means the workflow record (the reference read /jobs/all, where
+    esiprov also keeps failed jobs for requeue). The resource's own jobs are not dependencies: its
+    workflows run one at a time already.
+    """
+    own = (jobs[0].resource_type, jobs[0].resource_id)
+    referenced = dict.fromkeys(ref for job in jobs for param in job.params for ref in referenced_resources(param))
     found: list[str] = []
-    for job in jobs:
-        for param in job.params:
-            for ref in param["resources"]:
-                workflow = store.value(keys.workflow(ref["resource_type"], ref["resource_id"])) or {}
-                found += [j for j in workflow.get("jobs", []) if (other := JobId.of(j)) and other.handler == first.handler]
-    return list(dict.fromkeys(j for j in found if j != first.id))
+    for rtype, rid in referenced:
+        if (rtype, rid) != own:
+            workflow = store.value(keys.workflow(rtype, rid))
+            found += workflow.get("jobs", []) if isinstance(workflow, dict) else []
+    return list(dict.fromkeys(found))
+
+
+def referenced_resources(param: dict[str, Any]) -> list[tuple[str, str]]:
+    """(type, id) of every resource a job param consulted: its ``resources`` and, for a ``list``
+    param, its items' (the reference records them on the list, but a list written by hand may not)."""
+    found = [(ref["resource_type"], ref["resource_id"]) for ref in param.get("resources") or []]
+    if param.get("type") == "list" and isinstance(param.get("value"), list):
+        found += [ref for item in param["value"] if isinstance(item, dict) for ref in referenced_resources(item)]
+    return found
 
 
 def template_of(store: Store, job: Job) -> Template:

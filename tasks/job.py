@@ -92,16 +92,22 @@ def wait_for_dependencies(job: Job, etcd: Store) -> None:
 
     Jobs of the job's own chain have run already (the chain is ordered); a
     dependency that failed for good fails this job too, unless its failure was ignored
-    (then it is waited for like any job in flight: its workflow goes on).
+    (then it is waited for like any job in flight: its workflow goes on). Failures are
+    looked for among all the dependencies before waiting for any: a workflow that failed
+    leaves its later jobs in /jobs/all, which would otherwise be waited for until the
+    wait times out. One round trip reads them all.
     """
-    for dependency in job.dependency:
-        if not job.depends_on_other_resource(dependency):
-            continue
-        failure = etcd.value(keys.failure(dependency))
-        if failure is not None and not failure.get("ignored"):
+    others = [d for d in job.dependency if job.depends_on_other_resource(d)]
+    if not others:
+        return
+    found = etcd.get_many([key for d in others for key in (keys.failure(d), keys.job(d))])
+    failures, present = found[0::2], found[1::2]
+    for dependency, failure in zip(others, failures):
+        if failure is not None and not (isinstance(failure.value, dict) and failure.value.get("ignored")):
             raise JobFailed(f"job {dependency}, which this job depends on, failed")
-        if etcd.get(keys.job(dependency)) is not None:
-            raise NotYet(f"waiting for {dependency}")
+    waiting = [dependency for dependency, entry in zip(others, present) if entry is not None]
+    if waiting:
+        raise NotYet(f"waiting for {', '.join(waiting)}")
 
 
 def job_step(handler: Step) -> Callable[[Callable[[Job, Context], None]], Task]:

@@ -22,6 +22,8 @@ from esiprov.store import Store
 
 #: the community token the shipped monitoring templates name
 COMMUNITY_TOKEN = "ESE_NODE_COMMUNITY"
+#: the edge routers' token (edge_router, er_physical_interface); locally the emulated switches stand in for them
+EDGE_ROUTER_TOKEN = "EDGE_ROUTER_COMMUNITY"
 #: the heat token and community are local stand-ins; noauth Heat accepts any token
 HEAT_TOKEN = "local-heat-token"
 
@@ -35,7 +37,7 @@ def esiprov_env(etcd: EtcdServer, redis: RedisServer, heat: HeatServer, switches
         "ESIPROV_HEAT_URL": heat.url,
         "ESIPROV_HEAT_TOKEN": HEAT_TOKEN,
         "ESIPROV_SNMP_PORT": str(switches.port),
-        "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={community}",
+        "ESIPROV_SNMP_COMMUNITIES": f"{COMMUNITY_TOKEN}={community},{EDGE_ROUTER_TOKEN}={community}",
         "ESIPROV_SNMP_TIMEOUT": "1",
     }
 

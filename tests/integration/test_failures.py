@@ -88,16 +88,17 @@ def test_a_delete_whose_ignored_monitoring_removal_fails_still_deletes_the_stack
             port = cluster.ports(device, 1)[0]
             cluster.all_created([port], rtype=PORT)
         # With no worker running, the device's modify is in flight when the port's delete is planned, so
-        # the port's monitoring removal depends on the device's monitoring job, which is bound to fail.
+        # the port's monitoring removal depends on the device's jobs, its monitoring job bound to fail.
         broken = {"id": "ese_device_monitoring", "handler": "monitoring_worker", "watch": [],
                   "parameter_mappings": {}, "template_file": "switch: {type: router}"}
         cluster.store.put(keys.template("ese_device_monitoring"), envelope(broken, 2))
         put_config(cluster.store, DEVICE, device, version=2)
-        device_monitoring = workflow_jobs(cluster.store, DEVICE, device["id"])[-1]
+        device_jobs = workflow_jobs(cluster.store, DEVICE, device["id"])
+        device_monitoring = device_jobs[-1]
         put_config(cluster.store, PORT, port, version=2, marked_for_deletion=True)
         removal, stack_delete = workflow_jobs(cluster.store, PORT, port["id"])
         assert (removal["handler"], removal["on_failure"], removal["dependency"]) == \
-            ("monitoring_worker", "ignore", [device_monitoring["id"]])
+            ("monitoring_worker", "ignore", [job["id"] for job in device_jobs])
         assert (stack_delete["handler"], stack_delete["on_failure"]) == ("heat_worker", "fail")
         since = cluster.store.range(keys.CONFIG, keys_only=True)[1] + 1
 

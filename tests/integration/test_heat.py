@@ -10,6 +10,7 @@ import pytest
 import yaml
 from heatclient import client as heat_client
 
+from esiprov import templates
 from esiprov.devenv.heatserver import HeatServer
 from esiprov.devenv.process import free_port, wait_until
 from esiprov.heat import HeatClient, HeatRejected, HeatUnavailable, Stack
@@ -233,17 +234,77 @@ def shipped_heat_templates() -> list[Path]:
                   if (yaml.safe_load(path.read_text()) or {}).get("handler") == "heat_worker")
 
 
+#: values of the shipped templates' jinja_* params, as a worker renders them: a port with two fixed ips
+JINJA_SAMPLES = {"jinja_fixed_ips": [{"subnet_id": "subnet-1", "ip_address": "10.0.0.2"}, {"subnet_id": "subnet-2"}],
+                 "jinja_device_owner": "physical_port", "jinja_attached": False, "jinja_port_ids": ["port-1"]}
+#: parameters whose value Heat (or the plugin) constrains: any sample of their type would not do
+CHOSEN_SAMPLES = {"logical_port_type": "L2"}
+
+
 @pytest.mark.parametrize("path", shipped_heat_templates(), ids=lambda path: path.stem)
 def test_a_shipped_heat_template_builds_on_the_local_contrail_types(
         heat: HeatClient, name: str, path: Path) -> None:
-    template = yaml.safe_load(path.read_text())["template_file"]
+    template = templates.parse_template(yaml.safe_load(path.read_text()), str(path))
+    jinja = {key: value for key, value in JINJA_SAMPLES.items() if key in template.parameter_mappings}
+    text = template.render(jinja)
     sample = {"string": "sample-1", "boolean": False, "number": 1, "comma_delimited_list": "a,b",
               "json": {}}
-    parameters = {key: sample[spec["type"]] for key, spec in yaml.safe_load(template)["parameters"].items()}
-    heat.create(name, template, parameters, timeout_mins=None)
+    parameters = {key: CHOSEN_SAMPLES.get(key, sample[spec["type"]])
+                  for key, spec in yaml.safe_load(text)["parameters"].items()}
+    heat.create(name, text, parameters, timeout_mins=None)
     stack = settled(heat, name, "CREATE")
     assert stack.status == "CREATE_COMPLETE", stack.status_reason
     assert stack.outputs and all(o.get("output_value") is not None for o in stack.outputs), stack.outputs
+
+
+def shipped(template_id: str, **jinja: Any) -> str:
+    """A shipped heat template's text, rendered as a worker renders it."""
+    path = TEMPLATES / f"{template_id}.yaml"
+    return templates.parse_template(yaml.safe_load(path.read_text()), str(path)).render(jinja)
+
+
+def test_a_logical_interface_lists_the_port_stacks_interfaces_on_the_network_stacks_network(
+        heat: HeatClient, name: str) -> None:
+    """network -> port -> ese_logical_port as the shipped templates chain them, each stack's outputs
+    the next one's parameters, list parameters given as lists (as heat_worker sends them)."""
+    heat.create(name + "_net", shipped("network"), {"name": "net-1", "display_name": "blue", "tenant_id": TENANT},
+                timeout_mins=3)
+    network = outputs(settled(heat, name + "_net", "CREATE"))
+    assert network == {"id": contrail_uuid("virtual_network", "default-domain", TENANT, "net-1"), "name": "net-1",
+                       "fq_name": ["default-domain", TENANT, "net-1"], "route_targets": []}
+    ports = []
+    for index, fixed_ips in enumerate(([{"subnet_id": "s-1", "ip_address": "10.0.0.2"}], [])):
+        text = shipped("port", jinja_fixed_ips=fixed_ips, jinja_device_owner="physical_port", jinja_attached=False)
+        heat.create(f"{name}_port{index}", text, {"name": f"port-{index}", "tenant_id": TENANT,
+                                                  "virtual_network": network["id"]}, timeout_mins=13)
+        ports.append(settled(heat, f"{name}_port{index}", "CREATE"))
+    assert [p.status for p in ports] == ["CREATE_COMPLETE"] * 2
+    port = outputs(ports[0])
+    assert port["id"] == contrail_uuid("virtual_machine_interface", "default-domain", TENANT, "port-0")
+    assert port["virtual_network"] == network["id"] and port["allowed_address_pairs"] == []
+    assert port["mac_address"].startswith("02:") and port["fq_name"] == ["default-domain", TENANT, "port-0"]
+    vmis = [outputs(p)["id"] for p in ports]
+
+    parameters = {"logical_port_name": "xe-0/0/4.1003", "logical_port_vlan_id": 1003, "physical_port_id": "pi-1",
+                  "virtual_machine_interface_ids": vmis[:1]}
+    heat.create(name + "_lp", shipped("ese_logical_port", jinja_port_ids=["p"]), parameters, timeout_mins=6)
+    created = settled(heat, name + "_lp", "CREATE")
+    assert created.status == "CREATE_COMPLETE", created.status_reason
+    assert outputs(created) == {"id": contrail_uuid("logical_interface", "default-global-system-config", "pi-1",
+                                                    "xe-0/0/4.1003"), "name": "xe-0/0/4.1003"}
+
+    # a second port bridged onto the unit: updated in place, same id
+    heat.update(name + "_lp", shipped("ese_logical_port", jinja_port_ids=["p"]),
+                {**parameters, "virtual_machine_interface_ids": vmis}, timeout_mins=6)
+    updated = settled(heat, name + "_lp", "UPDATE")
+    assert updated.status == "UPDATE_COMPLETE", updated.status_reason
+    assert outputs(updated) == outputs(created)
+
+
+def test_a_logical_interface_refuses_a_vlan_out_of_range(heat: HeatClient, name: str) -> None:
+    parameters = {"logical_port_name": "xe-0/0/4.5000", "logical_port_vlan_id": 5000, "physical_port_id": "pi-1"}
+    with pytest.raises(HeatRejected, match="vlan"):
+        heat.create(name, shipped("ese_logical_port", jinja_port_ids=[]), parameters, timeout_mins=6)
 
 
 def test_heat_is_unavailable_when_nothing_listens_on_its_port(heat_settings: Settings) -> None:

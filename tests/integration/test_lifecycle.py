@@ -11,7 +11,7 @@ from esiprov.devenv.apiserver import put_config, wait_for_state
 from esiprov.devenv.bodies import device_body, port_body
 from esiprov.devenv.history import history
 from esiprov.devenv.process import wait_until
-from esiprov.documents import JobEntry
+from esiprov.documents import JobEntry, JobId
 from esiprov.heat import HeatClient
 from tests.fixtures.services import SWITCH_A
 
@@ -161,10 +161,11 @@ def test_a_port_whose_device_is_being_updated_waits_for_the_devices_job(pipeline
 
     assert port_state["state"]["worker_state"] == "CREATE_COMPLETED"
     jobs = [JobEntry.from_etcd(c.entry.value).job for c in history(store, keys.JOBS, since) if c.entry]
-    device_job = next(job for job in jobs if (job.action, job.handler, job.resource_id) == (
-        "modify", "heat_worker", device["id"]))
+    # every job of the device's modify, heat and monitoring (the reference's rule: all in-flight jobs)
+    device_jobs = list(dict.fromkeys(job.id for job in jobs if (job.action, job.resource_id) == ("modify", device["id"])))
     port_job = next(job for job in jobs if (job.handler, job.resource_id) == ("heat_worker", port["id"]))
-    assert port_job.dependency == [device_job.id]
+    assert [JobId.parse(d).handler for d in device_jobs] == ["heat_worker", "monitoring_worker"]
+    assert port_job.dependency == device_jobs
     device_done = store.get(keys.state(DEVICE, device["id"])).mod_revision
     assert store.get(keys.state(PORT, port["id"])).mod_revision > device_done
     # the port's stack was built on the device's router as it is after the update: the new hostname

@@ -164,10 +164,27 @@ def test_for_field_gives_a_list_of_output_key_params():
     mapping = {"for_field": "peers", "for_mapping": {"path": [{"type": "ese_device", "id": "id"}], "output_key": "id"}}
     resolved = evaluate(mapping)
     assert resolved.type == "list"
-    assert resolved.value[0] == {"param": "peers", "type": "output_key", "resources": [DEV_1],
-                                 "value": {"output_key": "id", **DEV_1}}
-    assert [item["value"]["resource_id"] for item in resolved.value] == ["dev-1", "dev-2"]
+    assert [item["value"] for item in resolved.value] == [{"output_key": "id", **DEV_1},
+                                                          {"output_key": "id", "resource_type": "ese_device",
+                                                           "resource_id": "dev-2"}]
     assert [r["resource_id"] for r in resolved.resources] == ["dev-1", "dev-2"]
+
+
+def test_a_for_field_param_is_shaped_as_the_reference_recorded_virtual_machine_interface_ids():
+    """seed-breadth §2.2: the list names every port; each item is named after the param, with no resources."""
+    logical = {"id": "lp-1", "port_ids": ["3a04", "5b11"]}
+    mapping = {"for_field": "port_ids", "for_mapping": {"path": [{"type": "port", "id": ""}], "output_key": "id"}}
+    param = evaluator().param("virtual_machine_interface_ids", mapping, Subject("ese_logical_port", logical, 1))
+    port = [{"resource_type": "port", "resource_id": rid} for rid in ("3a04", "5b11")]
+    assert param == {"param": "virtual_machine_interface_ids", "type": "list", "resources": port, "value": [
+        {"param": "virtual_machine_interface_ids", "type": "output_key", "value": {"output_key": "id", **ref},
+         "resources": []} for ref in port]}
+
+
+def test_a_for_field_over_an_empty_list_is_an_empty_list_param():
+    mapping = {"for_field": "port_ids", "for_mapping": {"path": [{"type": "port", "id": ""}], "output_key": "id"}}
+    param = evaluator().param("ids", mapping, Subject("ese_logical_port", {"port_ids": []}, 1))
+    assert param == {"param": "ids", "type": "list", "value": [], "resources": []}
 
 
 def test_for_field_of_plain_ids():

@@ -33,7 +33,39 @@ def problems(*found, schema=SCHEMA):
 
 def test_the_shipped_templates_are_valid():
     schema, found = templates.load_dir(templates.SHIPPED)
-    assert len(found) == 6 and "heat_worker" in schema.template_mappings
+    assert sorted(t.id for t in found) == [
+        "edge_router_monitoring", "er_physical_interface_monitoring", "ese_device_existing", "ese_device_monitoring",
+        "ese_device_new", "ese_logical_port", "ese_logical_port_monitoring", "ese_physical_port_existing",
+        "ese_physical_port_monitoring",
+        "ese_physical_port_new", "network", "port"]
+    assert "heat_worker" in schema.template_mappings
+
+
+SHIPPED_CHOICES = [
+    ("ese_device", {}, [("heat_worker", "ese_device_new"), ("monitoring_worker", "ese_device_monitoring")]),
+    ("ese_physical_port", {"existing": "existing"},
+     [("heat_worker", "ese_physical_port_existing"), ("monitoring_worker", "ese_physical_port_monitoring")]),
+    ("network", {}, [("heat_worker", "network")]),
+    ("port", {}, [("heat_worker", "port")]),
+    ("port", {"device_owner": "physical_port"}, [("heat_worker", "port")]),
+    ("port", {"device_owner": "network:dhcp"}, []),
+    ("ese_logical_port", {}, [("heat_worker", "ese_logical_port"), ("monitoring_worker", "ese_logical_port_monitoring")]),
+    ("edge_router", {}, [("monitoring_worker", "edge_router_monitoring")]),
+    ("er_physical_interface", {}, [("monitoring_worker", "er_physical_interface_monitoring")]),
+    ("subnet", {}, []),
+]
+
+
+@pytest.mark.parametrize(("rtype", "body", "want"), SHIPPED_CHOICES, ids=lambda v: str(v)[:40])
+def test_the_shipped_schema_gives_each_type_its_templates_in_chain_order(rtype, body, want):
+    schema, _ = templates.load_dir(templates.SHIPPED)
+    assert choose(schema, body, rtype) == want
+
+
+@pytest.mark.parametrize(("name", "minutes"), [("network", "3"), ("port", "13"), ("ese_logical_port", "6")])
+def test_each_shipped_heat_template_has_the_reference_stack_timeout(name, minutes):
+    _, found = templates.load_dir(templates.SHIPPED)
+    assert next(t for t in found if t.id == name).parameter_mappings["heat_timeout"] == f"C{minutes}"
 
 
 def test_the_reference_templates_are_valid():

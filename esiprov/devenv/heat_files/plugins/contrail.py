@@ -8,15 +8,23 @@ our templates the way production does: an unknown property or attribute is a
 400 here too. Resource ids are uuid5 of the Contrail type and fq_name, so they
 are deterministic, and ``ExistingResource`` finds the same uuid that
 ``PhysicalRouter``/``PhysicalInterface`` gave the object, as Contrail would.
+
+The tenant network types (``VirtualNetwork``, ``VirtualMachineInterface``,
+``InstanceIp``) and ``LogicalInterface`` (a VLAN unit of a physical interface)
+serve the shipped network, port and ese_logical_port templates the same way:
+their state is their properties in Heat's DB, and their attributes are derived
+from those properties and the deterministic id, as the templates' outputs need.
 """
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from heat.engine import attributes, properties, resource
+from heat.engine import attributes, constraints, properties, resource
 
 GLOBAL_CONFIG = "default-global-system-config"
+#: the Contrail domain tenant objects live in; the project is the tenant id
+DOMAIN = "default-domain"
 _NAMESPACE = uuid.NAMESPACE_URL
 
 
@@ -135,9 +143,153 @@ class ExistingResource(ContrailResource):
         self.resource_id_set(contrail_uuid(self.properties[self.RESOURCE_TYPE], self.fq_name()))
 
 
+class TenantResource(ContrailResource):
+    """A Contrail object in a tenant's project: fq_name ``[default-domain, <project>, <name>]``.
+
+    The name and project are part of fq_name, which Contrail never renames: changing either
+    replaces the object (neither is ``update_allowed``).
+    """
+
+    NAME, PROJECT = "name", "project"
+    _tenant_properties = {
+        NAME: properties.Schema(properties.Schema.STRING, "Object name (esiprov maps the resource id).",
+                                required=True),
+        PROJECT: properties.Schema(properties.Schema.STRING, "Project (tenant id) that owns the object.",
+                                   default=""),
+    }
+
+    def fq_name(self) -> list[str]:
+        return [DOMAIN, self.properties[self.PROJECT] or "default-project", self.properties[self.NAME]]
+
+
+def _with(extra: dict[str, attributes.Schema]) -> dict[str, attributes.Schema]:
+    """The common ``name``/``fq_name`` attributes plus a type's own."""
+    return {**ContrailResource.attributes_schema, **extra}
+
+
+class VirtualNetwork(TenantResource):
+    """``OS::Contrail::VirtualNetwork``: a tenant network (a ``network``)."""
+
+    contrail_type = "virtual_network"
+    DISPLAY_NAME, ROUTE_TARGETS = "display_name", "route_targets"
+    properties_schema = {
+        **TenantResource._tenant_properties,
+        DISPLAY_NAME: properties.Schema(properties.Schema.STRING, "Name shown to the tenant.", default="",
+                                        update_allowed=True),
+        ROUTE_TARGETS: properties.Schema(properties.Schema.LIST, "Route targets, e.g. target:64512:1000.",
+                                         default=[], update_allowed=True),
+    }
+    attributes_schema = _with({ROUTE_TARGETS: attributes.Schema("Route targets of the network.",
+                                                                type=attributes.Schema.LIST)})
+
+    def _resolve_attribute(self, name: str) -> Any:
+        if name == self.ROUTE_TARGETS:
+            return list(self.properties[self.ROUTE_TARGETS] or [])
+        return super()._resolve_attribute(name)
+
+
+def mac_address(resource_id: str) -> str:
+    """A locally administered MAC derived from the object's id, as stable as the id."""
+    octets = bytes.fromhex(resource_id.replace("-", ""))[:5]
+    return ":".join(["02", *(f"{octet:02x}" for octet in octets)])
+
+
+class VirtualMachineInterface(TenantResource):
+    """``OS::Contrail::VirtualMachineInterface``: a tenant port on a virtual network (a ``port``)."""
+
+    contrail_type = "virtual_machine_interface"
+    VIRTUAL_NETWORK, MAC_ADDRESS, DEVICE_OWNER, ALLOWED_ADDRESS_PAIRS = (
+        "virtual_network", "mac_address", "device_owner", "allowed_address_pairs")
+    properties_schema = {
+        **TenantResource._tenant_properties,
+        # Contrail does not move an interface to another network: a new network replaces it.
+        VIRTUAL_NETWORK: properties.Schema(properties.Schema.STRING, "uuid of the virtual network.",
+                                           required=True),
+        MAC_ADDRESS: properties.Schema(properties.Schema.STRING, "MAC address; empty: one is assigned.",
+                                       default=""),
+        DEVICE_OWNER: properties.Schema(properties.Schema.STRING, "What the port is for (Neutron's device_owner).",
+                                        default="", update_allowed=True),
+        ALLOWED_ADDRESS_PAIRS: properties.Schema(properties.Schema.LIST, "Extra addresses the port may use.",
+                                                 default=[], update_allowed=True),
+    }
+    attributes_schema = _with({
+        MAC_ADDRESS: attributes.Schema("MAC address of the interface.", type=attributes.Schema.STRING),
+        ALLOWED_ADDRESS_PAIRS: attributes.Schema("Allowed address pairs.", type=attributes.Schema.LIST),
+        VIRTUAL_NETWORK: attributes.Schema("uuid of the virtual network.", type=attributes.Schema.STRING),
+    })
+
+    def _resolve_attribute(self, name: str) -> Any:
+        if name == self.MAC_ADDRESS:
+            return self.properties[self.MAC_ADDRESS] or mac_address(self.resource_id)
+        if name == self.ALLOWED_ADDRESS_PAIRS:
+            return list(self.properties[self.ALLOWED_ADDRESS_PAIRS] or [])
+        if name == self.VIRTUAL_NETWORK:
+            return self.properties[self.VIRTUAL_NETWORK]
+        return super()._resolve_attribute(name)
+
+
+class InstanceIp(ContrailResource):
+    """``OS::Contrail::InstanceIp``: one fixed address of a port; fq_name ``[<interface>-<address>]``."""
+
+    contrail_type = "instance_ip"
+    PROPERTIES = (VIRTUAL_MACHINE_INTERFACE, VIRTUAL_NETWORK, INSTANCE_IP_ADDRESS, SUBNET_ID) = (
+        "virtual_machine_interface", "virtual_network", "instance_ip_address", "subnet_id")
+    properties_schema = {
+        VIRTUAL_MACHINE_INTERFACE: properties.Schema(properties.Schema.STRING, "uuid of the interface.",
+                                                     required=True),
+        VIRTUAL_NETWORK: properties.Schema(properties.Schema.STRING, "uuid of the virtual network.",
+                                           required=True),
+        INSTANCE_IP_ADDRESS: properties.Schema(properties.Schema.STRING, "The address; empty: one is assigned.",
+                                               default=""),
+        SUBNET_ID: properties.Schema(properties.Schema.STRING, "Subnet the address is taken from.", default=""),
+    }
+    attributes_schema = _with({INSTANCE_IP_ADDRESS: attributes.Schema("The address.",
+                                                                      type=attributes.Schema.STRING)})
+
+    def fq_name(self) -> list[str]:
+        address = self.properties[self.INSTANCE_IP_ADDRESS] or self.properties[self.SUBNET_ID] or "auto"
+        return [f"{self.properties[self.VIRTUAL_MACHINE_INTERFACE]}-{address}"]
+
+    def _resolve_attribute(self, name: str) -> Any:
+        if name == self.INSTANCE_IP_ADDRESS:
+            return self.properties[self.INSTANCE_IP_ADDRESS]
+        return super()._resolve_attribute(name)
+
+
+class LogicalInterface(ContrailResource):
+    """``OS::Contrail::LogicalInterface``: a VLAN unit of a physical interface (an ese_logical_port).
+
+    fq_name ``[default-global-system-config, <physical interface>, <name>]``, like its interface's.
+    """
+
+    contrail_type = "logical_interface"
+    PROPERTIES = (NAME, PHYSICAL_INTERFACE, VIRTUAL_MACHINE_INTERFACES, TYPE, VLAN) = (
+        "name", "physical_interface", "virtual_machine_interfaces", "type", "vlan")
+    properties_schema = {
+        # name, interface and VLAN identify the unit on the switch: changing one replaces it
+        NAME: properties.Schema(properties.Schema.STRING, "Unit name, e.g. xe-0/0/1.1003.", required=True),
+        PHYSICAL_INTERFACE: properties.Schema(properties.Schema.STRING, "uuid of the physical interface.",
+                                              required=True),
+        VLAN: properties.Schema(properties.Schema.INTEGER, "VLAN id of the unit.", required=True,
+                                constraints=[constraints.Range(0, 4094)]),
+        VIRTUAL_MACHINE_INTERFACES: properties.Schema(properties.Schema.LIST,
+                                                      "uuids of the tenant ports bridged onto the unit.",
+                                                      default=[], update_allowed=True),
+        TYPE: properties.Schema(properties.Schema.STRING, "L2 or L3.", default="L2", update_allowed=True,
+                                constraints=[constraints.AllowedValues(["L2", "L3"])]),
+    }
+
+    def fq_name(self) -> list[str]:
+        return [GLOBAL_CONFIG, self.properties[self.PHYSICAL_INTERFACE], self.properties[self.NAME]]
+
+
 def resource_mapping() -> dict[str, type[resource.Resource]]:
     return {
         "OS::Contrail::PhysicalRouter": PhysicalRouter,
         "OS::Contrail::PhysicalInterface": PhysicalInterface,
         "OS::Contrail::ExistingResource": ExistingResource,
+        "OS::Contrail::VirtualNetwork": VirtualNetwork,
+        "OS::Contrail::VirtualMachineInterface": VirtualMachineInterface,
+        "OS::Contrail::InstanceIp": InstanceIp,
+        "OS::Contrail::LogicalInterface": LogicalInterface,
     }
