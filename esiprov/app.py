@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from esiprov import steps
+from esiprov import steps, task_events
 
 app = Celery("esiprov", include=steps.modules())
 app.config_from_object("celeryconfig")
+task_events.install(app)

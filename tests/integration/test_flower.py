@@ -43,7 +43,11 @@ def finished_run(own_pipeline, flower) -> tuple[str, dict[str, dict[str, Any]]]:
         found.update({uuid_: task for uuid_, task in flower.tasks().items() if device["id"] in uuid_})
         return len(found) == 3 and all(task["state"] == "SUCCESS" for task in found.values())
 
-    wait_until(all_three_succeeded, 30, f"Flower's records of the tasks of ese_device {device['id']}", interval=0.5)
+    try:
+        wait_until(all_three_succeeded, 30, "Flower's records", interval=0.5)
+    except TimeoutError:
+        pytest.fail(f"Flower's records of ese_device {device['id']} after 30 s: "
+                    f"{ {task_id: task['state'] for task_id, task in found.items()} }", pytrace=False)
     return device["id"], found
 
 
