@@ -206,6 +206,12 @@ class Pusher:
                 self._thread.start()
             self._changed.notify_all()
 
+    @property
+    def sending(self) -> bool:
+        """Whether a push is under way now."""
+        with self._changed:
+            return self._busy
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until nothing is queued or being sent; False if ``timeout`` seconds passed first."""
         with self._changed:

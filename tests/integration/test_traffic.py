@@ -26,7 +26,7 @@ from esiprov.devenv.redis import RedisServer
 from esiprov.devenv.switches import Switch, Switches
 from esiprov.snmp import DOWN, SnmpProbe
 from esiprov.store import Store
-from esiprov.tsdb import METRIC, REQUEST_TIMEOUT, Pusher, TsdbClient
+from esiprov.tsdb import METRIC, REQUEST_TIMEOUT, Pusher, Traffic, TsdbClient
 from tests.fixtures.polled_fleet import FLEET, etcd, etcd_of_module, module_store, probe  # noqa: F401 - fixtures
 from tests.fixtures.services import COMMUNITY, COMMUNITY_TOKEN, SWITCH_A, SWITCH_B, running
 
@@ -146,6 +146,28 @@ def test_a_hung_tsdb_does_not_hold_up_the_cycle_and_the_push_gives_up_after_its_
     assert pusher.last is not None and pusher.last.requests == 1  # gave up at the first unanswered request
     assert "(TimeoutError: timed out)" in str(pusher.last.error)
     assert all(value["version"] == 1 for value in monitoring(etcd).values())
+
+
+def test_a_cycle_whose_readings_wait_behind_a_slow_push_is_replaced_by_the_next_and_only_that_one_goes(
+        tsdb: InfluxServer, caplog: pytest.LogCaptureFixture) -> None:
+    pusher = pusher_to(tsdb.opentsdb_url)
+    at = int(time.time())
+    cycle = {name: [Traffic(f"{name}-port", (f"{name}-port",), {"in": n, "out": n + 1}, at)]
+             for n, name in enumerate(("first", "second", "third"))}
+    tsdb.freeze()
+    try:
+        pusher.submit(cycle["first"])
+        wait_until(lambda: pusher.sending, 10, "the first push under way")
+        with caplog.at_level(logging.WARNING, logger="esiprov.tsdb"):
+            pusher.submit(cycle["second"])
+            pusher.submit(cycle["third"])
+    finally:
+        tsdb.freeze(False)
+    assert pusher.replaced == 1
+    assert "the previous cycle's traffic counters (1 ports) were still waiting" in caplog.text
+    assert pusher.wait_idle(GIVES_UP)
+    wait_until(lambda: ("third-port", "third-port", "out") in stored(tsdb), STORED, "the third cycle's points")
+    assert not any(key[0] == "second-port" for key in stored(tsdb))
 
 
 def test_a_tsdb_that_refuses_the_points_is_logged_with_its_answer_and_nothing_else_changes(
