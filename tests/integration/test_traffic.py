@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from esiprov import keys, poller
+from esiprov.devenv.apiserver import envelope
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.fleet import port_id, register_fleet
 from esiprov.devenv.influxdb import InfluxServer
@@ -89,6 +90,29 @@ def test_a_poll_cycle_pushes_each_ports_in_and_out_octets_as_traffic_bytes_in_th
     assert len(times) == 2 * summary.traffic  # one datapoint per port id and direction, nothing else
     assert all(before <= at <= after for at, _ in times)  # the poll time, in seconds
     assert pusher.wait_idle(GIVES_UP) and pusher.last is not None and pusher.last.error is None
+
+
+def test_a_logical_ports_unit_counts_for_each_tenant_port_its_target_lists(
+        etcd: Store, probe: SnmpProbe, switches: Switches, tsdb: InfluxServer) -> None:
+    """The reference's snmp_ports target: one datapoint per listed port id and direction, tagged with the
+    logical port's id, from the unit's counters in the device's one walk."""
+    unit, logical_port, tenant_ports = B.units[0], "lp-7452", ["port-3a04", "port-5b19"]
+    etcd.commit(puts={keys.config("ese_logical_port", logical_port): envelope({"id": logical_port, "name": unit}, 1),
+                      keys.target("ese_logical_port", logical_port): {
+                          "type": "snmp_ports", "community_name": COMMUNITY_TOKEN, "device_ip": B.ip, "if_name": unit,
+                          "port_ids": tenant_ports, "field": "logical_port", "status": "UP", "version": 1,
+                          "resource_type": "ese_logical_port", "resource_id": logical_port}})
+    pusher = pusher_to(tsdb.opentsdb_url)
+    try:
+        summary = poller.poll(etcd, probe, on_traffic=pusher.submit)
+    finally:
+        etcd.commit(deletes=[keys.config("ese_logical_port", logical_port),
+                             keys.target("ese_logical_port", logical_port)])
+    assert summary.snmp_calls == 4  # the unit is read by the walk its switch's ports already cost
+    expected = {(logical_port, port, direction): value for port in tenant_ports
+                for direction, value in switches.octets(B.ip, unit).items()}
+    wait_until(lambda: stored(tsdb) == {**served(switches), **expected}, STORED,
+               "the unit's counters once per tenant port, beside every port's")
 
 
 def test_counters_that_moved_are_in_the_tsdb_after_the_next_cycle(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from esiprov.poller import Device, port_ids, traffic_of
+from esiprov.poller import Device, Target, port_ids, traffic_of
 from esiprov.target_kinds import Reading
 from esiprov.tsdb import BATCH_BYTES, BATCH_POINTS, METRIC, Traffic, batches, datapoints
 from tests.unit.test_poller import port_target, switch_target
@@ -52,3 +52,13 @@ def test_only_port_targets_the_walk_read_counters_for_are_sent() -> None:
     assert traffic_of(device, reading) == [Traffic("p1", ("p1",), {"in": 1, "out": 2}, AT),
                                            Traffic("p2", ("p2",), {"in": 3, "out": 4}, AT)]
     assert traffic_of(device, Reading(uptime=None, ports=None, calls=2)) == []
+
+
+def test_a_logical_units_target_counts_its_traffic_for_each_tenant_port_it_lists() -> None:
+    record = {"type": "snmp_ports", "community_name": "TOKEN", "device_ip": "10.0.0.1", "if_name": "xe-0/0/1.1003",
+              "port_ids": ["t1", "t2"], "field": "logical_port", "status": "UP", "version": 1}
+    unit = Target("/t/lp1", 7, "ese_logical_port", "lp1", record)
+    reading = Reading(ports={"xe-0/0/1.1003": "UP"}, calls=1, octets={"xe-0/0/1.1003": {"in": 5, "out": 6}},
+                      read_at=AT)
+    assert traffic_of(Device("10.0.0.1", "TOKEN", [unit]), reading) == [
+        Traffic("lp1", ("t1", "t2"), {"in": 5, "out": 6}, AT)]
