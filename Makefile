@@ -13,8 +13,11 @@ FLOWER_PORT ?= 5555
 # Debian packages the tests and the easysnmp build need (python3-venv/-dev: venv and C headers on Debian;
 # systemd: systemd-analyze verifies deploy/'s units; installing it needs no systemd running, as in a container;
 # prometheus: promtool and the server the metrics tests run on a free port of their own; its packaged
-# service, on :9090, does not start without systemd, and the tests never use it).
-DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev systemd prometheus
+# service, on :9090, does not start without systemd, and the tests never use it;
+# influxdb: InfluxDB 1.6, whose OpenTSDB listener is the TSDB the traffic-counter tests and the monitoring
+# bench push to and read back with InfluxQL, each run on free loopback ports (esiprov/devenv/influxdb.py);
+# its packaged service, on :8086 and :8088, does not start without systemd, and the tests never use it).
+DEB_PACKAGES := etcd-server etcd-client redis-server rabbitmq-server libsnmp-dev snmp build-essential python3-venv python3-dev systemd prometheus influxdb
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .DEFAULT_GOAL := help

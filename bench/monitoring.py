@@ -3,7 +3,9 @@
 Prints the cycle time, the SNMP operations and the SNMP request PDUs per device
 per cycle, and the cycle time as a share of the poll interval; then the same
 with ports flipped, with one more switch registered where no agent answers, and
-one cycle through the real Celery task. Request PDUs are counted on the wire (a packet socket on
+one cycle through the real Celery task. One cycle also pushes every port's traffic
+counters to a real TSDB (InfluxDB 1.6's OpenTSDB listener): its line gives the
+cycle time, and the push's own time after the cycle. Request PDUs are counted on the wire (a packet socket on
 loopback filtered on the switches' UDP port, so other traffic is not counted);
 that needs root (CAP_NET_RAW), otherwise they are reported as not measured.
 
@@ -19,9 +21,11 @@ import time
 from pathlib import Path
 
 from bench.wire import WireCounter, wire_counter
-from esiprov import poller
+from esiprov import poller, tsdb
 from esiprov.devenv.etcd import EtcdServer
 from esiprov.devenv.fleet import register_fleet
+from esiprov.devenv.influxdb import InfluxServer
+from esiprov.devenv.process import wait_until
 from esiprov.devenv.local import COMMUNITY_TOKEN as TOKEN
 from esiprov.devenv.switches import Switch, Switches
 from esiprov.settings import Settings, from_env
@@ -66,6 +70,26 @@ def report(summary: poller.Summary, pdus: int | None, interval: float, label: st
           f"{summary.conflicts} conflicts", flush=True)
 
 
+def with_counters_pushed(store: Store, probe: SnmpProbe, influx: InfluxServer, interval: float) -> None:
+    """One cycle that hands its counters to a TSDB pusher; the push runs after it, timed on its own."""
+    influx.drop(tsdb.METRIC)
+    pusher = tsdb.Pusher(tsdb.TsdbClient(influx.opentsdb_url), deadline=interval / 2)
+    summary = poller.poll(store, probe, on_traffic=pusher.submit)
+    pusher.wait_idle(interval)
+    push = pusher.last or tsdb.PushReport(0, 0, 0.0, "no push")
+
+    def count() -> int:
+        rows = influx.rows(f'SELECT count("value") FROM "{tsdb.METRIC}"')
+        return int(rows[0][1]) if rows else 0
+    try:
+        wait_until(lambda: count() >= push.points, 30, "the datapoints in InfluxDB")
+    except TimeoutError:
+        pass  # the line below says how many arrived
+    print(f"  cycle with counters pushed to a TSDB (InfluxDB 1.6, OpenTSDB /api/put): {summary.seconds:.3f} s "
+          f"({summary.traffic} ports); the push after it: {push.points} datapoints in {push.requests} requests, "
+          f"{push.seconds:.3f} s, {count()} stored{'' if push.error is None else ', ' + push.error}", flush=True)
+
+
 def through_the_task(etcd: EtcdServer, switches: Switches) -> None:
     """One cycle through the real Celery task (run in this process: no broker needed)."""
     os.environ.update({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint, "ESIPROV_SNMP_PORT": str(switches.port),
@@ -92,8 +116,9 @@ def main() -> None:
     print(f"monitoring: {args.switches} switches x {args.ports} ports = {args.switches * args.ports} ports, "
           f"{poller.WORKERS} devices at once, SNMP timeout {args.snmp_timeout:g} s (logs: {logs})", flush=True)
     started = time.monotonic()
-    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches:
-        print(f"  etcd and one snmpsim process with {len(fleet)} agents up in "
+    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches, \
+            InfluxServer(log_dir=logs) as influx:
+        print(f"  etcd, InfluxDB and one snmpsim process with {len(fleet)} agents up in "
               f"{time.monotonic() - started:.1f} s", flush=True)
         store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
         register_fleet(store, fleet)
@@ -107,6 +132,7 @@ def main() -> None:
               f"= {max(times) / args.interval:.2%} of the interval")
         print(f"  the emulator alone (one snmpsim process answers every switch, one request at a time): "
               f"the same walks one after another take {emulator_baseline(probe, fleet):.3f} s")
+        with_counters_pushed(store, probe, influx, args.interval)
         flipped = [(switch, switch.ports[n % args.ports]) for n, switch in enumerate(fleet[:20])]
         for switch, name in flipped:
             switches.set_port(switch.ip, name, up=False)

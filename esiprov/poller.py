@@ -30,6 +30,10 @@ finalize publishes the first /monitoring value; from then on this cycle keeps
   cycle started less than half an interval ago: two beats, or a cycle slower
   than the interval, skip instead of polling twice. The spacing compares wall
   clocks of the workers, which must agree to well under half an interval.
+- The walk also reads each interface's octet counters; once the cycle's writes
+  are done those of the kinds that count traffic are handed to ``on_traffic``
+  (esiprov.tsdb's pusher, with ESIPROV_TSDB_URL), which sends them after the
+  cycle: the TSDB never delays a cycle nor touches /monitoring.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, cast
+from typing import Any, Callable, Iterator, Mapping, Sequence, cast
 
 from esiprov import damping, keys
 from esiprov.documents import BadConfig, MonitoringTarget, ResourceVersion, monitoring_document, parse_envelope
@@ -46,6 +50,7 @@ from esiprov.leader import Leadership, identity
 from esiprov.snmp import SnmpProbe, SnmpUnreachable
 from esiprov.store import Compare, Entry, Store
 from esiprov.target_kinds import DEVICE_ADDRESS, DEVICE_TYPE, INTERFACES, UPTIME, Kind, Reading, kind_of
+from esiprov.tsdb import Traffic
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,8 @@ WORKERS = 32
 LOCK_TTL = 30
 
 Addressed = tuple[str, str]  # (address, community token)
+#: takes a cycle's traffic readings (esiprov.tsdb.sink); must return at once
+TrafficSink = Callable[[Sequence[Traffic]], None]
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,8 @@ class Summary:
     changes: int = 0
     #: writes whose guard failed (the target or /monitoring changed meanwhile); the next cycle retries
     conflicts: int = 0
+    #: ports whose traffic counters were handed to the TSDB (0 without one)
+    traffic: int = 0
     seconds: float = 0.0
 
 
@@ -178,6 +187,25 @@ def planned_writes(target: Target, status: str, address: str, monitoring: Any, v
     return new_record, monitoring_document(version, target.field, status)
 
 
+def port_ids(target: Target) -> tuple[str, ...]:
+    """The ``port_id`` tags of a port's traffic: the ids its target lists in ``port_ids``, else its own id."""
+    listed = cast(Mapping[str, Any], target.record).get("port_ids")
+    if isinstance(listed, list) and listed:
+        return tuple(str(item) for item in listed)
+    return (target.rid,)
+
+
+def traffic_of(device: Device, reading: Reading) -> list[Traffic]:
+    """The counters the walk read for each of the device's targets whose kind counts traffic."""
+    found = []
+    for target in device.targets:
+        kind = target.kind
+        octets = (reading.octets or {}).get(kind.interface(target.record)) if kind and kind.traffic else None
+        if octets:
+            found.append(Traffic(target.rid, port_ids(target), octets, reading.read_at))
+    return found
+
+
 # --- etcd and SNMP --------------------------------------------------------------------------------
 
 def read_snapshot(store: Store) -> Snapshot:
@@ -206,17 +234,18 @@ def read_snapshot(store: Store) -> Snapshot:
 
 def read_device(probe: SnmpProbe, device: Device) -> Reading:
     """sysUpTime if a target's kind reads it, then one walk if a target's kind reads interfaces."""
-    uptime, ports, calls = None, None, 0
+    uptime, ports, octets, calls = None, None, None, 0
     try:
         if device.reads(UPTIME):
             calls += 1
             uptime = probe.uptime(device.address, device.community)
         if device.reads(INTERFACES):
             calls += 1
-            ports = probe.port_statuses(device.address, device.community)
+            walk = probe.port_walk(device.address, device.community)
+            ports, octets = walk.statuses, walk.octets
     except SnmpUnreachable:
         pass  # what was not read stays None: FAIL
-    return Reading(uptime, ports, calls)
+    return Reading(uptime, ports, calls, octets, int(time.time()))
 
 
 class Conflict(Exception):
@@ -262,14 +291,28 @@ def poll_device(store: Store, probe: SnmpProbe, device: Device, snapshot: Snapsh
     return reading, changes, conflicts
 
 
+def hand_over(on_traffic: TrafficSink | None, traffic: Sequence[Traffic]) -> None:
+    """Give the cycle's counters to the TSDB's sink; whatever happens there, the cycle goes on."""
+    if on_traffic is None or not traffic:
+        return
+    try:
+        on_traffic(traffic)
+    except Exception:  # noqa: BLE001 - counters are a side channel: never fail the cycle for them
+        log.exception("traffic counters of %d ports not handed to the TSDB", len(traffic))
+
+
 def poll(store: Store, probe: SnmpProbe, workers: int = WORKERS,
-         keep_alive: Callable[[], None] = lambda: None) -> Summary:
-    """One cycle over every target; ``keep_alive`` is called as devices finish (the lock's refresh)."""
+         keep_alive: Callable[[], None] = lambda: None, on_traffic: TrafficSink | None = None) -> Summary:
+    """One cycle over every target; ``keep_alive`` is called as devices finish (the lock's refresh).
+
+    With ``on_traffic``, the ports' counters are handed to it after the cycle's writes.
+    """
     started, clock = time.time(), time.monotonic()
     snapshot = read_snapshot(store)
     devices, skipped = group(snapshot.targets, snapshot.configs)
     summary = Summary(devices=len(devices), targets=len(snapshot.targets) - skipped, skipped=skipped)
     uptimes: dict[str, int] = {}
+    traffic: list[Traffic] = []
     with ThreadPoolExecutor(max(1, min(workers, len(devices))), thread_name_prefix="poll") as pool:
         futures = {pool.submit(poll_device, store, probe, device, snapshot): device for device in devices}
         for future in as_completed(futures):
@@ -280,9 +323,13 @@ def poll(store: Store, probe: SnmpProbe, workers: int = WORKERS,
             summary.unreachable += not reading.answered
             if reading.uptime is not None:
                 uptimes[futures[future].address] = reading.uptime
+            if on_traffic is not None:
+                traffic += traffic_of(futures[future], reading)
             keep_alive()
+    summary.traffic = len(traffic) if on_traffic is not None else 0
     summary.seconds = round(time.monotonic() - clock, 3)
     store.put(LAST_CYCLE, {"started": started, "by": identity(), "summary": vars(summary), "uptimes": uptimes})
+    hand_over(on_traffic, traffic)
     return summary
 
 
@@ -309,7 +356,8 @@ def cycle_lock(store: Store, ttl: int = LOCK_TTL) -> Iterator[Callable[[], None]
         lock.resign()
 
 
-def guarded_poll(store: Store, probe: SnmpProbe, interval: float, workers: int = WORKERS) -> Summary | None:
+def guarded_poll(store: Store, probe: SnmpProbe, interval: float, workers: int = WORKERS,
+                 on_traffic: TrafficSink | None = None) -> Summary | None:
     """A cycle, unless one is running or one started less than ``interval / 2`` ago (then None)."""
     with cycle_lock(store) as keep_alive:
         if keep_alive is None:
@@ -322,4 +370,4 @@ def guarded_poll(store: Store, probe: SnmpProbe, interval: float, workers: int =
             log.info("poll cycle skipped: the last one started %.1f s ago, by %s, with an interval of %g s "
                      "(a second celery beat sent this one, or it came late)", ago, last.get("by"), interval)
             return None
-        return poll(store, probe, workers, keep_alive)
+        return poll(store, probe, workers, keep_alive, on_traffic)

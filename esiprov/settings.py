@@ -102,6 +102,9 @@ class Settings:
     log_format: str = "text"
     #: where ``esiprov watch`` serves /metrics and /healthz; None: not served
     metrics_address: Endpoint | None = None
+    #: base URL of an OpenTSDB HTTP API (``/api/put`` is appended) that every poll cycle pushes the
+    #: ports' traffic counters to (esiprov.tsdb); None: not pushed
+    tsdb_url: str | None = None
 
     @property
     def etcd_login(self) -> tuple[str, str] | None:
@@ -366,6 +369,19 @@ def _heat(env: Mapping[str, str]) -> tuple[str | None, str | None]:
     return url, token
 
 
+def _tsdb(env: Mapping[str, str]) -> str | None:
+    """ESIPROV_TSDB_URL: an http(s) base URL without credentials, query or fragment (its own path kept,
+    for a TSDB behind a proxy), or None when unset."""
+    name = "ESIPROV_TSDB_URL"
+    url = env.get(name) or None
+    if url is None:
+        return None
+    parts = _http_url(name, url)
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{name}: give the base URL only (e.g. http://opentsdb:4242); /api/put is appended")
+    return url.rstrip("/")
+
+
 def _communities(raw: str) -> dict[str, str]:
     mapping = {}
     for item in filter(None, (part.strip() for part in raw.split(","))):
@@ -446,6 +462,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         retry_backoff_max=_number(env, "ESIPROV_RETRY_BACKOFF_MAX", Settings.retry_backoff_max),
         log_format=_choice(env, "ESIPROV_LOG_FORMAT", ("text", "json")),
         metrics_address=_listen_address(env.get("ESIPROV_METRICS_ADDRESS")),
+        tsdb_url=_tsdb(env),
     )
 
 

@@ -10,13 +10,19 @@ ifIndex map is known (esiprov.ifindex): sysUpTime.0, ifName.<i> and
 ifOperStatus.<i> in one request. The device is walked again only when the map
 has no such name, the GET's ifName differs (interfaces renumbered) or sysUpTime
 went backwards (a restart). Every walk, the poller's included, refreshes the map.
+
+A walk reads ifName, ifOperStatus and the 64-bit octet counters (ifHCInOctets,
+ifHCOutOctets) side by side: every GETBULK asks each column for its next rows
+(``walk_columns``), so the four columns cost the requests one would, and the
+poller gets traffic for the TSDB at no extra request per port or device.
+(easysnmp's bulkwalk walks its columns one after another: a request per column.)
 """
 from __future__ import annotations
 
 import ctypes
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator, Mapping, Sequence
 
 import easysnmp
 import easysnmp.interface
@@ -29,8 +35,16 @@ UP, DOWN, FAIL = "UP", "DOWN", "FAIL"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
-#: rows per GETBULK: a 48-port switch answers in 2 round trips instead of 6 per column
+IF_HC_IN_OCTETS = "1.3.6.1.2.1.31.1.1.1.6"
+IF_HC_OUT_OCTETS = "1.3.6.1.2.1.31.1.1.1.10"
+#: the counter columns a walk reads, by traffic direction (the TSDB's ``direction`` tag)
+OCTET_COLUMNS = {IF_HC_IN_OCTETS: "in", IF_HC_OUT_OCTETS: "out"}
+#: every column of a port walk, in one GETBULK
+WALK_COLUMNS = [IF_NAME, IF_OPER_STATUS, *OCTET_COLUMNS]
+#: rows per GETBULK: a 48-port switch answers every column in 2 round trips (the rows, then their end)
 WALK_ROWS = 50
+#: the varbind types that say a column has no further instance
+_END_TYPES = frozenset({"ENDOFMIBVIEW", "NOSUCHOBJECT", "NOSUCHINSTANCE"})
 _OPER_UP = "1"  # ifOperStatus up(1); every other value (down, testing, dormant...) is DOWN
 _TICKS_PER_SECOND = 100
 
@@ -67,6 +81,18 @@ class Row:
     status: str
 
 
+@dataclass(frozen=True)
+class PortWalk:
+    """What one walk of a device's interface table found, by ifName.
+
+    ``octets`` holds, per interface, the counters the agent answered as Counter64
+    (``{"in": n, "out": n}``); an agent without the ifHC columns leaves it empty.
+    """
+
+    statuses: Mapping[str, str]
+    octets: Mapping[str, Mapping[str, int]]
+
+
 class SnmpProbe:
     """Reads of one device per call; safe to share between worker threads.
 
@@ -86,8 +112,12 @@ class SnmpProbe:
         """Upper bound for one unanswered request: timeout * (retries + 1)."""
         return self.timeout * (self.retries + 1)
 
-    def port_statuses(self, device_ip: str, community_token: str) -> dict[str, str]:
+    def port_statuses(self, device_ip: str, community_token: str) -> Mapping[str, str]:
         """{ifName: UP|DOWN} for every interface, from one bulk walk of ifName and ifOperStatus."""
+        return self.port_walk(device_ip, community_token).statuses
+
+    def port_walk(self, device_ip: str, community_token: str) -> PortWalk:
+        """Statuses and octet counters of every interface, from one bulk walk."""
         return self._walk(self._device(device_ip, community_token))
 
     def port_status(self, device_ip: str, community_token: str, port_name: str) -> str:
@@ -98,7 +128,7 @@ class SnmpProbe:
         device = self._device(device_ip, community_token)
         try:
             status = self._cached_status(device, port_name)
-            return status if status is not None else self._walk(device).get(port_name, FAIL)
+            return status if status is not None else self._walk(device).statuses.get(port_name, FAIL)
         except SnmpUnreachable:
             return FAIL
 
@@ -148,18 +178,20 @@ class SnmpProbe:
                    name.value if name.snmp_type == "OCTETSTR" else None,
                    UP if oper.value == _OPER_UP else DOWN)
 
-    def _walk(self, device: DeviceKey) -> dict[str, str]:
-        """{ifName: UP|DOWN} from one bulk walk, whose ifName -> ifIndex map is remembered."""
+    def _walk(self, device: DeviceKey) -> PortWalk:
+        """Every column of WALK_COLUMNS from one bulk walk, whose ifName -> ifIndex map is remembered."""
         with self._answer(device.ip):
-            rows = self._session(device).bulkwalk([IF_NAME, IF_OPER_STATUS], max_repetitions=WALK_ROWS)
-        names: dict[str, str] = {}
-        states: dict[str, str] = {}
-        for var in rows:
-            column = names if var.oid.lstrip(".") == IF_NAME else states
-            column[var.oid_index] = var.value
-        # Both built in ifIndex order: with a repeated ifName, the map and the statuses pick the same row.
+            walked = walk_columns(self._session(device), WALK_COLUMNS, WALK_ROWS)
+        # a counter is kept only as the agent types it: a Counter32 or an opaque value is no reading
+        columns = {column: {index: var.value for index, var in rows.items()
+                            if column not in OCTET_COLUMNS or var.snmp_type == "COUNTER64"}
+                   for column, rows in walked.items()}
+        names, states = columns[IF_NAME], columns[IF_OPER_STATUS]
+        # All built in ifIndex order: with a repeated ifName, the map and the statuses pick the same row.
         self.interfaces.remember(device, {name: index for index, name in names.items()})
-        return {name: UP if states.get(index) == _OPER_UP else DOWN for index, name in names.items()}
+        octets = {name: found for index, name in names.items() if (found := _octets(columns, index))}
+        return PortWalk({name: UP if states.get(index) == _OPER_UP else DOWN for index, name in names.items()},
+                        octets)
 
     def _device(self, device_ip: str, community_token: str) -> DeviceKey:
         return DeviceKey(device_ip, self.port, self._settings.community(community_token))
@@ -178,3 +210,41 @@ class SnmpProbe:
             # str(exc) is net-snmp's text; keep only the type so no session detail leaks.
             raise SnmpUnreachable(
                 f"no SNMP answer from {device_ip}:{self.port} ({type(exc).__name__})") from None
+
+
+def walk_columns(session: easysnmp.Session, columns: Sequence[str], rows: int) -> dict[str, dict[str, Any]]:
+    """Walk table columns side by side: {column: {index: varbind}}, each in the agent's order.
+
+    Every GETBULK asks each column not yet ended for its next ``rows`` rows. The
+    answer is row-major (repetition r, column i at position r * n + i), possibly
+    cut short by the agent; a column ends at its first varbind outside it, at
+    endOfMibView, or at an index it already has (an agent that does not advance).
+    An answer that moves no column on ends the walk rather than asking forever.
+    """
+    found: dict[str, dict[str, Any]] = {column: {} for column in columns}
+    after = {column: column for column in columns}
+    going = list(columns)
+    while going:
+        answer = session.get_bulk([after[column] for column in going], non_repeaters=0, max_repetitions=rows)
+        ended: set[str] = set()
+        moved = False
+        for position, var in enumerate(answer):
+            column = going[position % len(going)]
+            if column in ended:
+                continue
+            if var.oid.lstrip(".") != column or var.snmp_type in _END_TYPES or var.oid_index in found[column]:
+                ended.add(column)
+                continue
+            found[column][var.oid_index] = var
+            after[column] = f"{column}.{var.oid_index}"
+            moved = True
+        if not moved and not ended:
+            break
+        going = [column for column in going if column not in ended]
+    return found
+
+
+def _octets(columns: Mapping[str, Mapping[str, str]], index: str) -> dict[str, int]:
+    """The counters the walk found for interface ``index``, by direction."""
+    return {direction: int(columns[oid][index]) for oid, direction in OCTET_COLUMNS.items()
+            if index in columns[oid]}

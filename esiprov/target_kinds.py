@@ -30,6 +30,10 @@ class Reading:
     uptime: int | None = None
     ports: Mapping[str, str] | None = None
     calls: int = 0
+    #: octet counters by ifName and direction (``in``, ``out``), from the same walk as ``ports``
+    octets: Mapping[str, Mapping[str, int]] | None = None
+    #: when the walk answered, in seconds since the epoch
+    read_at: int = 0
 
     @property
     def answered(self) -> bool:
@@ -66,6 +70,8 @@ class Kind:
     #: whether the poller follows the device's current address; if not, it polls the address the
     #: template recorded (a resource several hops from its device: its next version re-registers it)
     follows_device: bool = True
+    #: whether the interface's octet counters, read by the same walk, go to the TSDB (esiprov.tsdb)
+    traffic: bool = False
 
     def address(self, target: Mapping[str, Any]) -> str:
         return str(target.get(self.address_field, "") or "")
@@ -89,10 +95,11 @@ class Kind:
 
 SWITCH = Kind("switch", address_field="ip", reads=UPTIME)
 PHYSICAL_PORT = Kind("physical_port", address_field="device_ip", reads=INTERFACES, interface_field="name",
-                     device_ref="ese_device_id")
-#: the reference's snmp_ports: any interface by its ifName, a logical unit (``xe-0/0/1.1003``) included
+                     device_ref="ese_device_id", traffic=True)
+#: the reference's snmp_ports: any interface by its ifName, a logical unit (``xe-0/0/1.1003``) included;
+#: its traffic goes to the TSDB tagged with the tenant ports its target lists (``port_ids``)
 SNMP_PORTS = Kind("snmp_ports", address_field="device_ip", reads=INTERFACES, interface_field="if_name",
-                  follows_device=False)
+                  follows_device=False, traffic=True)
 #: every kind, by the ``type`` its targets carry
 KINDS = {kind.name: kind for kind in (SWITCH, PHYSICAL_PORT, SNMP_PORTS)}
 

@@ -25,6 +25,10 @@ read with its community, as real switches would be. Choices, and why:
   the variation's clock cannot be reset, its settings are read once per file.
 - ``renumber`` moves a switch's interfaces to other ifIndex values, as a
   reboot or a line-card change may, with the same names.
+- Every interface (port or unit) has 64-bit octet counters (ifHCInOctets,
+  ifHCOutOctets), fixed values above 2^32 (a 32-bit reading would be wrong) that
+  differ per switch, interface and direction, so a test can tell exactly which
+  reading landed where; ``set_octets`` moves them, as traffic would.
 """
 from __future__ import annotations
 
@@ -39,7 +43,8 @@ from typing import Callable, Iterable
 
 from esiprov.devenv.process import LocalServer, ServiceError, free_port, wait_until
 from esiprov.settings import Settings
-from esiprov.snmp import DOWN, FAIL, IF_NAME, IF_OPER_STATUS, SYS_UPTIME, UP, SnmpProbe
+from esiprov.snmp import (DOWN, FAIL, IF_HC_IN_OCTETS, IF_HC_OUT_OCTETS, IF_NAME, IF_OPER_STATUS, SYS_UPTIME, UP,
+                          SnmpProbe)
 
 FIRST_IF_INDEX = 501
 SYS_DESCR = "1.3.6.1.2.1.1.1.0"
@@ -47,6 +52,10 @@ SYS_NAME = "1.3.6.1.2.1.1.5.0"
 IF_NUMBER = "1.3.6.1.2.1.2.1.0"
 IF_INDEX = "1.3.6.1.2.1.2.2.1.1"
 IF_DESCR = "1.3.6.1.2.1.2.2.1.2"
+#: the first interface's ifHCInOctets; past 2^32, as a busy 10G port's counter soon is
+FIRST_OCTETS = 2 ** 32 + 1
+#: the snmprec tag of a Counter64 value
+COUNTER64 = "70"
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,8 @@ class Switches(LocalServer):
         self.switches = {switch.ip: switch for switch in switches}
         self.port = 0
         self._up = {(s.ip, name): True for s in self.switches.values() for name in s.interfaces}
+        self._octets = {(s.ip, name): _initial_octets(n, p) for n, s in enumerate(self.switches.values())
+                        for p, name in enumerate(s.interfaces)}
         self._first_index = {ip: FIRST_IF_INDEX for ip in self.switches}
         self._pinned_uptime: dict[str, int] = {}
         self._silent: set[str] = set()
@@ -109,6 +120,19 @@ class Switches(LocalServer):
         expected = UP if up else DOWN
         self._rewrite(ip, lambda: self._probe().port_status(ip, self.switches[ip].community, name) == expected,
                       f"port {name} of {ip} {expected}")
+
+    def octets(self, ip: str, name: str) -> dict[str, int]:
+        """What interface ``name`` (a port or a unit) counts now: ``{"in": ifHCInOctets, "out": ifHCOutOctets}``."""
+        received, sent = self._octets[ip, name]
+        return {"in": received, "out": sent}
+
+    def set_octets(self, ip: str, name: str, received: int, sent: int) -> None:
+        """Serve ``received`` and ``sent`` as the interface's ifHCIn/OutOctets; wait until a walk reads them."""
+        if (ip, name) not in self._octets:
+            raise KeyError(f"switch {ip} has no interface {name!r}")
+        self._octets[ip, name] = (received, sent)
+        self._rewrite(ip, lambda: self._probe().port_walk(ip, self.switches[ip].community).octets.get(name)
+                      == self.octets(ip, name), f"octets of {name} of {ip}")
 
     def renumber(self, ip: str, first_index: int) -> None:
         """Give the switch's interfaces the ifIndex values ``first_index``, ``first_index + 1``, ..."""
@@ -180,9 +204,18 @@ class Switches(LocalServer):
                 (SYS_NAME, "4", switch.sys_name),
                 (IF_NUMBER, "2", str(len(switch.interfaces)))]
         for index, name in enumerate(switch.interfaces, self._first_index[switch.ip]):
+            received, sent = self._octets[switch.ip, name]
             rows += [(f"{IF_INDEX}.{index}", "2", str(index)),
                      (f"{IF_DESCR}.{index}", "4", name),
                      (f"{IF_OPER_STATUS}.{index}", "2", "1" if self._up[switch.ip, name] else "2"),
-                     (f"{IF_NAME}.{index}", "4", name)]
+                     (f"{IF_NAME}.{index}", "4", name),
+                     (f"{IF_HC_IN_OCTETS}.{index}", COUNTER64, str(received)),
+                     (f"{IF_HC_OUT_OCTETS}.{index}", COUNTER64, str(sent))]
         rows.sort(key=lambda row: tuple(int(part) for part in row[0].split(".")))
         return "".join(f"{oid}|{tag}|{value}\n" for oid, tag, value in rows)
+
+
+def _initial_octets(switch: int, port: int) -> tuple[int, int]:
+    """(ifHCInOctets, ifHCOutOctets) a port starts with: distinct per switch, port and direction."""
+    received = FIRST_OCTETS + switch * 1_000_000 + port * 1_000
+    return received, received + 500

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -24,40 +23,13 @@ from esiprov.devenv.pipeline import ROOT, start_worker
 from esiprov.devenv.process import Service, wait_until
 from esiprov.devenv.redis import RedisServer
 from esiprov.devenv.switches import Switch, Switches
-from esiprov.settings import Settings, from_env
 from esiprov.snmp import DOWN, FAIL, UP, SnmpProbe
 from esiprov.store import Store
-from tests.fixtures.services import COMMUNITY, COMMUNITY_TOKEN, NO_AGENT_IP, SWITCH_A, SWITCH_B, running
+from tests.fixtures.polled_fleet import FLEET, etcd, etcd_of_module, module_store, probe  # noqa: F401 - fixtures
+from tests.fixtures.services import COMMUNITY, COMMUNITY_TOKEN, NO_AGENT_IP, SWITCH_A, SWITCH_B
 
 A, B = SWITCH_A, SWITCH_B
 PORT_A, PORT_B = "xe-0/0/4", "ge-0/0/1"
-FLEET = (A, B)
-
-
-@pytest.fixture(scope="module")
-def etcd_of_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    with running(EtcdServer(log_dir=tmp_path_factory.mktemp("poller-etcd"))) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def module_store(etcd_of_module: EtcdServer) -> Iterator[Store]:
-    etcd = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd_of_module.endpoint}))
-    yield etcd
-    etcd.close()
-
-
-@pytest.fixture
-def etcd(module_store: Store, switches: Switches) -> Store:
-    """The fleet registered afresh, with no previous cycle."""
-    module_store.delete(poller.LAST_CYCLE)
-    register_fleet(module_store, FLEET, COMMUNITY_TOKEN)
-    return module_store
-
-
-@pytest.fixture
-def probe(snmp_settings: Settings) -> SnmpProbe:
-    return SnmpProbe(snmp_settings)
 
 
 def port_monitoring(switch: Switch, name: str) -> str:

@@ -277,3 +277,26 @@ def test_a_metrics_address_is_host_and_port_with_ipv6_in_brackets(raw: str, host
 def test_a_metrics_address_that_is_not_host_and_port_stops_with_one_line_naming_the_variable(raw: str) -> None:
     error = rejected({"ESIPROV_METRICS_ADDRESS": raw}, "^ESIPROV_METRICS_ADDRESS: ")
     assert "\n" not in str(error)
+
+
+def test_traffic_counters_are_not_pushed_unless_a_tsdb_url_is_set() -> None:
+    assert from_env({}).tsdb_url is None
+    assert from_env({"ESIPROV_TSDB_URL": ""}).tsdb_url is None
+
+
+@pytest.mark.parametrize("raw, url", [("http://127.0.0.1:4242", "http://127.0.0.1:4242"),
+                                      ("https://tsdb.example:4242/", "https://tsdb.example:4242"),
+                                      ("http://proxy/opentsdb/", "http://proxy/opentsdb")])
+def test_a_tsdb_url_is_an_http_base_url_kept_without_its_trailing_slash(raw: str, url: str) -> None:
+    assert from_env({"ESIPROV_TSDB_URL": raw}).tsdb_url == url
+
+
+@pytest.mark.parametrize("raw, match", [
+    ("127.0.0.1:4242", "is not an http\\(s\\) URL"),
+    (f"http://ops:{SECRET}@127.0.0.1:4242", "no credentials in the URL"),
+    ("http://127.0.0.1:4242/api/put?details", "give the base URL only"),
+    ("http://127.0.0.1:0", "the port is not a number"),
+], ids=["no-scheme", "credentials", "query", "port"])
+def test_a_bad_tsdb_url_stops_with_one_line_naming_the_variable_and_no_password(raw: str, match: str) -> None:
+    error = rejected({"ESIPROV_TSDB_URL": raw}, f"^ESIPROV_TSDB_URL: .*{match}")
+    assert SECRET not in str(error) and "\n" not in str(error)
