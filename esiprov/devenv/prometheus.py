@@ -74,10 +74,11 @@ class PrometheusServer(LocalServer):
         config.write_text(yaml.safe_dump(self.config()))
         argv = [prometheus, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{self.port}",
                 f"--storage.tsdb.path={self.workdir / 'data'}", "--log.level=warn"]
-        self._launch("prometheus", argv, self._ready, timeout)
+        self._launch("prometheus", argv, self._serves, timeout)
         return self
 
-    def _ready(self) -> bool:
+    def _serves(self) -> bool:
+        """Prometheus says it is ready (LocalServer's own ``_ready`` attribute would shadow a method of that name)."""
         with urllib.request.urlopen(f"{self.url}/-/ready", timeout=HTTP_TIMEOUT) as answer:
             return answer.status == 200
 
