@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.wire import WireCounter, wire_counter
 from esiprov import poller, tsdb
 from esiprov.devenv.etcd import EtcdServer
-from esiprov.devenv.fleet import register_fleet
+from esiprov.devenv.fleet import register_fleet, register_units
 from esiprov.devenv.influxdb import InfluxServer
 from esiprov.devenv.process import wait_until
 from esiprov.devenv.local import COMMUNITY_TOKEN as TOKEN
@@ -90,6 +90,27 @@ def with_counters_pushed(store: Store, probe: SnmpProbe, influx: InfluxServer, i
           f"{push.seconds:.3f} s, {count()} stored{'' if push.error is None else ', ' + push.error}", flush=True)
 
 
+def with_logical_ports(args: argparse.Namespace, logs: Path) -> None:
+    """The same fleet again (own etcd and snmpsim) with a logical port on a unit of every port: the walk
+    per device covers both, so a cycle still costs one walk per device."""
+    fleet = [Switch(s.ip, s.community, s.ports, units=tuple(f"{p}.1003" for p in s.ports))
+             for s in build_switches(args.switches, args.ports)]
+    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches:
+        store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
+        register_fleet(store, fleet)
+        register_units(store, fleet)
+        probe = SnmpProbe(Settings(snmp_port=switches.port, snmp_communities={TOKEN: COMMUNITY},
+                                   snmp_timeout=args.snmp_timeout))
+        wire = wire_counter(switches.port)
+        units = sum(len(s.units) for s in fleet)
+        print(f"with {units} logical ports (snmp_ports, one unit per port, counters read in the same walk) beside "
+              f"the {units} physical ports:", flush=True)
+        times = [s.seconds for s in run_cycles(store, probe, wire, args.cycles, args.interval)]
+        print(f"  cycle time with logical ports: median {statistics.median(times):.3f} s, max {max(times):.3f} s",
+              flush=True)
+        store.close()
+
+
 def through_the_task(etcd: EtcdServer, switches: Switches) -> None:
     """One cycle through the real Celery task (run in this process: no broker needed)."""
     os.environ.update({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint, "ESIPROV_SNMP_PORT": str(switches.port),
@@ -147,6 +168,7 @@ def main() -> None:
         run_cycles(store, probe, wire, 1, args.interval)
         through_the_task(etcd, switches)
         store.close()
+    with_logical_ports(args, logs)
 
 
 if __name__ == "__main__":

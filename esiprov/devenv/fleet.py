@@ -1,4 +1,5 @@
-"""A fleet of emulated switches registered for monitoring, as the create workflows leave it.
+"""A fleet of emulated switches registered for monitoring, as the create workflows leave it (logical
+ports on their units included, when asked).
 
 For the poller's tests and benchmark: configs, monitoring targets and first
 /monitoring values of every switch and port, written straight to etcd so that
@@ -13,7 +14,7 @@ from esiprov import keys
 from esiprov.devenv.apiserver import envelope
 from esiprov.devenv.local import COMMUNITY_TOKEN
 from esiprov.devenv.switches import Switch
-from esiprov.snmp import UP
+from esiprov.snmp import DOWN, UP
 from esiprov.store import Store
 
 #: etcd's default limit of operations in one transaction
@@ -51,8 +52,33 @@ def fleet_records(switch: Switch, token: str, version: int = 1) -> dict[str, Any
     return records
 
 
+def unit_records(switch: Switch, token: str, version: int = 1) -> dict[str, Any]:
+    """The config, snmp_ports target (hold ended) and first /monitoring of a logical port per unit of the
+    switch, as the shipped ese_logical_port templates leave them."""
+    records: dict[str, Any] = {}
+    for name in switch.units:
+        lid = port_id(switch.ip, name)
+        records[keys.config("ese_logical_port", lid)] = envelope({"id": lid, "name": name}, version)
+        records[keys.target("ese_logical_port", lid)] = {
+            "type": "snmp_ports", "community_name": token, "device_ip": switch.ip, "if_name": name,
+            "port_ids": [port_id(switch.ip, f"tenant:{name}")], "field": "logical_port", "status": UP,
+            "version": version, "hold_options": {"positive_status": [UP, DOWN], "time_seconds": 30},
+            "hold_ended": True, "resource_type": "ese_logical_port", "resource_id": lid}
+        records[keys.monitoring("ese_logical_port", lid)] = {"version": version, "logical_port": UP}
+    return records
+
+
 def register_fleet(store: Store, switches: Iterable[Switch], token: str = COMMUNITY_TOKEN) -> None:
     """Write fleet_records of every switch, in transactions of at most TXN_OPS puts."""
-    records = [item for switch in switches for item in fleet_records(switch, token).items()]
-    for start in range(0, len(records), TXN_OPS):
-        store.commit(puts=dict(records[start:start + TXN_OPS]))
+    _write(store, (item for switch in switches for item in fleet_records(switch, token).items()))
+
+
+def register_units(store: Store, switches: Iterable[Switch], token: str = COMMUNITY_TOKEN) -> None:
+    """Write unit_records of every switch, in transactions of at most TXN_OPS puts."""
+    _write(store, (item for switch in switches for item in unit_records(switch, token).items()))
+
+
+def _write(store: Store, records: Iterable[tuple[str, Any]]) -> None:
+    found = list(records)
+    for start in range(0, len(found), TXN_OPS):
+        store.commit(puts=dict(found[start:start + TXN_OPS]))
