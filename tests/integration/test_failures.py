@@ -12,6 +12,7 @@ from esiprov.devenv.bodies import device_body
 from esiprov.devenv.history import history
 from esiprov.devenv.pipeline import start_watcher, start_worker
 from esiprov.devenv.process import free_port, wait_until
+from esiprov.target_kinds import KINDS
 from tests.fixtures.cluster import DEVICE, PORT
 from tests.fixtures.services import NO_AGENT_IP, SWITCH_A
 
@@ -107,7 +108,7 @@ def test_a_delete_whose_ignored_monitoring_removal_fails_still_deletes_the_stack
             port_state = wait_for_state(cluster.store, PORT, port["id"], 2)
 
     assert device_state == {"state": {"worker_state": "MODIFY_FAILED"}, "version": 2,
-                            "error": "unknown monitoring target type 'router' (known: switch, physical_port)"}
+                            "error": f"unknown monitoring target type 'router' (known: {', '.join(KINDS)})"}
     assert port_state == {"state": {"heat_outputs": "[]", "worker_state": "DELETE_COMPLETED"}, "version": 2,
                           "error": ""}, "the ignored failure neither published FAILED nor stopped the chain"
     assert f"{PORT}_{port['id']}" not in cluster.stack_names(), "the chain went on to delete the stack"
