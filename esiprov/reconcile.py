@@ -108,7 +108,7 @@ def resources_under(store: Store, *prefixes: str, rtype: str | None = None) -> I
 def _resources(store: Store, prefix: str, rtype: str | None = None) -> Iterator[tuple[str, tuple[str, str]]]:
     """(key below ``prefix``, (type, id)) of every resource key under ``prefix`` (of ``rtype``), in key order.
 
-    Short key ranges (Store.scan_resources): one paged range over 100,000 keys costs etcd quadratic time.
+    Read in short key windows (Store.scan): one paged range over 100,000 keys costs etcd quadratic time.
     """
     plural = None if rtype is None else keys.plural(rtype)
     for entry in store.scan_resources(prefix, keys_only=True, plural=plural):
