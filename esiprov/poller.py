@@ -5,9 +5,10 @@ finalize publishes the first /monitoring value; from then on this cycle keeps
 /monitoring true. Choices, and why:
 
 - Targets are grouped per device address (and community token): a device with
-  fifty monitored ports costs one bulk walk of ifName + ifOperStatus, not fifty.
-  A device with a ``switch`` target is asked sysUpTime first; when that gets no
-  answer the walk is not tried, so a dead device costs one timeout, not two.
+  fifty monitored ports costs one bulk walk of ifName + ifOperStatus, not fifty,
+  and a device with a ``switch`` target too is asked sysUpTime in the walk's
+  first request: a 48-port switch costs one SNMP request a cycle, and a dead
+  device one timeout.
 - Devices are polled concurrently by a bounded thread pool, so an unreachable
   switch delays only its own targets.
 - A port is polled at its device's *current* management address (port /config
@@ -129,7 +130,7 @@ class Summary:
     #: targets not polled: resource gone or being deleted, unknown type, no address
     skipped: int = 0
     unreachable: int = 0
-    #: SNMP operations: one sysUpTime GET or one bulk walk each
+    #: SNMP operations: one per device (a sysUpTime GET, a walk, or a walk that asks sysUpTime too)
     snmp_calls: int = 0
     #: /monitoring values rewritten
     changes: int = 0
@@ -225,18 +226,19 @@ def read_snapshot(store: Store) -> Snapshot:
 
 
 def read_device(probe: SnmpProbe, device: Device) -> Reading:
-    """sysUpTime if the device has a switch target, then one walk if it has port targets."""
-    uptime, ports, calls = None, None, 0
+    """sysUpTime if the device has a switch target, every port's status if it has port targets: one
+    walk that asks sysUpTime in its first request when it has both (a 48-port switch: one request)."""
+    uptime, ports = None, None
     try:
-        if device.has(SWITCH):
-            calls += 1
+        if device.has(SWITCH) and device.has(PORT):
+            uptime, ports = probe.uptime_and_ports(device.address, device.community)
+        elif device.has(SWITCH):
             uptime = probe.uptime(device.address, device.community)
-        if device.has(PORT):
-            calls += 1
+        elif device.has(PORT):
             ports = probe.port_statuses(device.address, device.community)
     except SnmpUnreachable:
         pass  # what was not read stays None: FAIL
-    return Reading(uptime, ports, calls)
+    return Reading(uptime, ports, int(device.has(SWITCH) or device.has(PORT)))
 
 
 class Conflict(Exception):

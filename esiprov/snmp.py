@@ -29,8 +29,10 @@ UP, DOWN, FAIL = "UP", "DOWN", "FAIL"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
-#: rows per GETBULK: a 48-port switch answers in 2 round trips instead of 6 per column
-WALK_ROWS = 50
+#: rows per GETBULK, both columns in each: a switch of up to 63 ports answers a poll (sysUpTime, every
+#: ifName and ifOperStatus) in one request, about 3.3 KB; an agent that cannot send that much sends
+#: fewer rows, and the walk goes on from there
+WALK_ROWS = 64
 _OPER_UP = "1"  # ifOperStatus up(1); every other value (down, testing, dormant...) is DOWN
 _TICKS_PER_SECOND = 100
 
@@ -89,6 +91,15 @@ class SnmpProbe:
     def port_statuses(self, device_ip: str, community_token: str) -> dict[str, str]:
         """{ifName: UP|DOWN} for every interface, from one bulk walk of ifName and ifOperStatus."""
         return self._walk(self._device(device_ip, community_token))
+
+    def uptime_and_ports(self, device_ip: str, community_token: str) -> tuple[int, dict[str, str]]:
+        """sysUpTime and {ifName: UP|DOWN}, from one walk whose first request asks sysUpTime too: a
+        poll of a switch of up to 63 ports is one request, where a GET and a walk took two or more."""
+        device = self._device(device_ip, community_token)
+        uptime, names, states = self._columns(device, with_uptime=True)
+        if uptime is None:
+            raise SnmpUnreachable(f"{device_ip}:{self.port} has no sysUpTime")
+        return uptime, self._statuses(device, names, states)
 
     def port_status(self, device_ip: str, community_token: str, port_name: str) -> str:
         """UP or DOWN for the interface named ``port_name``; FAIL when it is unknown or unanswered.
@@ -150,16 +161,42 @@ class SnmpProbe:
 
     def _walk(self, device: DeviceKey) -> dict[str, str]:
         """{ifName: UP|DOWN} from one bulk walk, whose ifName -> ifIndex map is remembered."""
-        with self._answer(device.ip):
-            rows = self._session(device).bulkwalk([IF_NAME, IF_OPER_STATUS], max_repetitions=WALK_ROWS)
-        names: dict[str, str] = {}
-        states: dict[str, str] = {}
-        for var in rows:
-            column = names if var.oid.lstrip(".") == IF_NAME else states
-            column[var.oid_index] = var.value
+        _, names, states = self._columns(device, with_uptime=False)
+        return self._statuses(device, names, states)
+
+    def _statuses(self, device: DeviceKey, names: dict[str, str], states: dict[str, str]) -> dict[str, str]:
+        """{ifName: UP|DOWN} of walked columns ({ifIndex: value}); the ifName -> ifIndex map is remembered."""
         # Both built in ifIndex order: with a repeated ifName, the map and the statuses pick the same row.
         self.interfaces.remember(device, {name: index for index, name in names.items()})
         return {name: UP if states.get(index) == _OPER_UP else DOWN for index, name in names.items()}
+
+    def _columns(self, device: DeviceKey, with_uptime: bool) -> tuple[int | None, dict[str, str], dict[str, str]]:
+        """(sysUpTime if asked, {ifIndex: ifName}, {ifIndex: ifOperStatus}) from GETBULKs that walk both
+        columns side by side, WALK_ROWS rows a request, sysUpTime a non-repeater of the first."""
+        columns: dict[str, dict[str, str]] = {IF_NAME: {}, IF_OPER_STATUS: {}}
+        after = {column: column for column in columns}  # the OID each unfinished column goes on after
+        first = [SYS_UPTIME.removesuffix(".0")] if with_uptime else []  # a non-repeater is a GETNEXT
+        uptime = None
+        session = self._session(device)
+        with self._answer(device.ip):
+            while after:
+                walking = list(after)
+                answer = session.get_bulk(first + [after[column] for column in walking],
+                                          non_repeaters=len(first), max_repetitions=WALK_ROWS)
+                if first:
+                    found = answer[0]
+                    at = f"{found.oid.lstrip('.')}.{found.oid_index}"
+                    uptime = int(found.value) if found.snmp_type == "TICKS" and at == SYS_UPTIME else None
+                    answer, first = answer[1:], []
+                if not answer:
+                    break
+                for n, var in enumerate(answer):  # row after row, one varbind per column walked
+                    column = walking[n % len(walking)]
+                    if column in after and not _next_row(columns[column], column, var):
+                        del after[column]
+                    elif column in after:
+                        after[column] = f"{column}.{var.oid_index}"
+        return uptime, columns[IF_NAME], columns[IF_OPER_STATUS]
 
     def _device(self, device_ip: str, community_token: str) -> DeviceKey:
         return DeviceKey(device_ip, self.port, self._settings.community(community_token))
@@ -178,3 +215,13 @@ class SnmpProbe:
             # str(exc) is net-snmp's text; keep only the type so no session detail leaks.
             raise SnmpUnreachable(
                 f"no SNMP answer from {device_ip}:{self.port} ({type(exc).__name__})") from None
+
+
+def _next_row(found: dict[str, str], column: str, var: easysnmp.SNMPVariable) -> bool:
+    """Add a walked varbind to its column's rows; False when the column has ended (the agent went past
+    it, or has nothing more) or repeats itself (an agent that does not move on must not loop the walk)."""
+    if var.oid.lstrip(".") != column or var.snmp_type in ("ENDOFMIBVIEW", "NOSUCHOBJECT", "NOSUCHINSTANCE") \
+            or var.oid_index in found:
+        return False
+    found[var.oid_index] = var.value
+    return True
