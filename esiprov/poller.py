@@ -137,6 +137,8 @@ class Summary:
     #: writes whose guard failed (the target or /monitoring changed meanwhile); the next cycle retries
     conflicts: int = 0
     seconds: float = 0.0
+    #: of which reading the snapshot from etcd (targets, configs, /monitoring)
+    snapshot_seconds: float = 0.0
 
 
 # --- pure decisions -------------------------------------------------------------------------------
@@ -289,7 +291,8 @@ def poll(store: Store, probe: SnmpProbe, workers: int = WORKERS,
     started, clock = time.time(), time.monotonic()
     snapshot = read_snapshot(store)
     devices, skipped = group(snapshot.targets, snapshot.configs)
-    summary = Summary(devices=len(devices), targets=len(snapshot.targets) - skipped, skipped=skipped)
+    summary = Summary(devices=len(devices), targets=len(snapshot.targets) - skipped, skipped=skipped,
+                      snapshot_seconds=round(time.monotonic() - clock, 3))
     uptimes: dict[str, int] = {}
     with ThreadPoolExecutor(max(1, min(workers, len(devices))), thread_name_prefix="poll") as pool:
         futures = {pool.submit(poll_device, store, probe, device, snapshot): device for device in devices}
