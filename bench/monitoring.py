@@ -9,15 +9,20 @@ cycle time, and the push's own time after the cycle. Request PDUs are counted on
 loopback filtered on the switches' UDP port, so other traffic is not counted);
 that needs root (CAP_NET_RAW), otherwise they are reported as not measured.
 
-    python -m bench.monitoring [--switches 40] [--ports 50] [--cycles 5] [--interval 60]
+    python -m bench.monitoring [--switches 40] [--ports 50] [--cycles 5] [--interval 60] [--start-timeout S]
+
+Peak memory: the bench polls in its own process, so its peak RSS (VmHWM) is printed after setup
+and after the cycles; what the cycles add is the poller's own.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from bench.wire import WireCounter, wire_counter
@@ -61,10 +66,16 @@ def emulator_baseline(probe: SnmpProbe, fleet: list[Switch]) -> float:
     return time.monotonic() - started
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS so far (the kernel's high-water mark), MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def report(summary: poller.Summary, pdus: int | None, interval: float, label: str = "cycle") -> None:
     devices = max(summary.devices, 1)
     wire = f"{pdus / devices:5.1f} request PDUs/device" if pdus is not None else "PDUs not measured (needs root)"
-    print(f"  {label}: {summary.seconds:6.3f} s ({summary.seconds / interval:6.2%} of {interval:g} s) | "
+    print(f"  {label}: {summary.seconds:6.3f} s ({summary.seconds / interval:6.2%} of {interval:g} s; etcd reads "
+          f"{summary.snapshot_seconds:.3f} s) | "
           f"{summary.devices} devices, {summary.targets} targets | {summary.snmp_calls / devices:.1f} SNMP "
           f"operations/device, {wire} | {summary.changes} changes, {summary.unreachable} unreachable, "
           f"{summary.conflicts} conflicts", flush=True)
@@ -131,18 +142,28 @@ def main() -> None:
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--interval", type=float, default=60.0, help="poll interval the cycle time is compared to")
     parser.add_argument("--snmp-timeout", type=float, default=2.0)
+    parser.add_argument("--emulators", type=int, default=1,
+                        help="snmpsim processes the switches are split over (one answers one request at a time)")
+    parser.add_argument("--start-timeout", type=float, default=0.0,
+                        help="seconds snmpsim may take until every agent answers (default: 30, or 1 per switch)")
     args = parser.parse_args()
     fleet = build_switches(args.switches, args.ports)
     logs = Path(tempfile.mkdtemp(prefix="esiprov-bench-monitoring-"))
     print(f"monitoring: {args.switches} switches x {args.ports} ports = {args.switches * args.ports} ports, "
           f"{poller.WORKERS} devices at once, SNMP timeout {args.snmp_timeout:g} s (logs: {logs})", flush=True)
     started = time.monotonic()
-    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches, \
-            InfluxServer(log_dir=logs) as influx:
-        print(f"  etcd, InfluxDB and one snmpsim process with {len(fleet)} agents up in "
+    start_timeout = args.start_timeout or max(30.0, float(args.switches) / args.emulators)
+    with EtcdServer(log_dir=logs) as etcd, ExitStack() as emulators, InfluxServer(log_dir=logs) as influx:
+        groups = [fleet[n::args.emulators] for n in range(args.emulators)]
+        switches = emulators.enter_context(Switches(groups[0], log_dir=logs).start(start_timeout))
+        others = [emulators.enter_context(Switches(group, log_dir=logs, port=switches.port).start(start_timeout))
+                  for group in groups[1:]]
+        owner = {ip: emulator for emulator in (switches, *others) for ip in emulator.switches}
+        print(f"  etcd, InfluxDB and {args.emulators} snmpsim process(es) with {len(fleet)} agents up in "
               f"{time.monotonic() - started:.1f} s", flush=True)
         store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
         register_fleet(store, fleet)
+        setup_mb = peak_rss_mb()
         probe = SnmpProbe(Settings(snmp_port=switches.port, snmp_communities={TOKEN: COMMUNITY},
                                    snmp_timeout=args.snmp_timeout))
         wire = wire_counter(switches.port)
@@ -150,17 +171,18 @@ def main() -> None:
         summaries = run_cycles(store, probe, wire, args.cycles, args.interval)
         times = [s.seconds for s in summaries]
         print(f"  cycle time: median {statistics.median(times):.3f} s, max {max(times):.3f} s "
-              f"= {max(times) / args.interval:.2%} of the interval")
-        print(f"  the emulator alone (one snmpsim process answers every switch, one request at a time): "
+              f"= {max(times) / args.interval:.2%} of the interval; the bench's peak RSS {setup_mb:.0f} MB after "
+              f"setup, {peak_rss_mb():.0f} MB after the cycles")
+        print(f"  the emulator alone (each snmpsim process answers one request at a time): "
               f"the same walks one after another take {emulator_baseline(probe, fleet):.3f} s")
         with_counters_pushed(store, probe, influx, args.interval)
         flipped = [(switch, switch.ports[n % args.ports]) for n, switch in enumerate(fleet[:20])]
         for switch, name in flipped:
-            switches.set_port(switch.ip, name, up=False)
+            owner[switch.ip].set_port(switch.ip, name, up=False)
         print(f"{len(flipped)} ports flipped down:")
         run_cycles(store, probe, wire, 1, args.interval)
         for switch, name in flipped:
-            switches.set_port(switch.ip, name, up=True)
+            owner[switch.ip].set_port(switch.ip, name, up=True)
         dead = Switch("127.0.199.1", COMMUNITY, fleet[0].ports)
         register_fleet(store, [dead])
         print(f"ports back up, plus a registered switch {dead.ip} with no agent (its device and "

@@ -3,7 +3,8 @@
 Real etcd and Redis on loopback, nothing else (no worker, no Heat: nothing here needs one).
 
 1. Settled resources are written straight into etcd (config, /state and the applied config at the same
-   version, in 128-op transactions, ids are UUIDs as ESI's are) at each size; then, for each size:
+   version, in 128-op transactions; ids are UUIDs as ESI's are, or with ``--ids names`` names that
+   share a long prefix) at each size; then, for each size:
    ``esiprov watch`` from start to its "watching /config" line (and the "listed N resources in X s"
    line it logs), its peak RSS, whether it kept its lease and heartbeat the whole time (the
    heartbeat's "at" advancing, seen through a watch; no "lost leadership" or "delivered nothing" in
@@ -14,7 +15,7 @@ Real etcd and Redis on loopback, nothing else (no worker, no Heat: nothing here 
    configs put at once; seconds until N workflow records exist, and a py-spy profile of the
    watcher meanwhile (where its GIL time goes).
 
-    python -m bench.scale [--sizes 1000,10000,100000] [--rate 2000] [--hold 6] [--skip r]
+    python -m bench.scale [--sizes 1000,10000,100000] [--ids uuid|names] [--rate 2000] [--hold 6] [--skip r]
 """
 from __future__ import annotations
 
@@ -56,18 +57,23 @@ FAMILIES = [("config", keys.CONFIG), ("state", keys.STATE), ("monitoring", keys.
             ("heat ops", keys.HEAT_OPS), ("failures", keys.FAILURES)]
 
 
-def body(tag: str, n: int) -> tuple[str, dict[str, Any]]:
-    """(id, body) of an ese_device; the id is a UUID, as ESI's are (etcd ranges spread over its first character)."""
-    rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-scale:{tag}:{n}"))
+#: id shapes of the seeded resources: UUIDs, as ESI's are; or names that all share a long prefix
+#: ("settled-device-000001"...), the worst case for a key read that splits on the first characters
+IDS = ("uuid", "names")
+
+
+def body(tag: str, n: int, ids: str = "uuid") -> tuple[str, dict[str, Any]]:
+    """(id, body) of an ese_device; the id a UUID or (``ids="names"``) ``<tag>-device-<n>``."""
+    rid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"esiprov-scale:{tag}:{n}")) if ids == "uuid" else f"{tag}-device-{n:06d}"
     return rid, device_body(SWITCH.ip, TENANT, rid, name=f"{tag}-{n:06d}")
 
 
-def seed(store: Store, start: int, stop: int) -> int:
-    """Settled resources [start, stop): config, /state and esiprov's copy at version 1; bytes written (keys + values)."""
+def seed(store: Store, start: int, stop: int, ids: str = "uuid") -> int:
+    """Settled resources [start, stop): config, /state and the applied config at version 1; bytes written (keys + values)."""
     records: dict[str, Any] = {}
     written = 0
     for n in range(start, stop):
-        rid, config = body("settled", n)
+        rid, config = body("settled", n, ids)
         records[keys.config(RTYPE, rid)] = envelope(config, 1)
         records[keys.state(RTYPE, rid)] = {"state": {"worker_state": "CREATE_COMPLETED"}, "version": 1, "error": ""}
         records[keys.applied_config(RTYPE, rid)] = {"body": config, "version": 1, "deleted": False}
@@ -190,8 +196,9 @@ def size_figures(args: argparse.Namespace, env: dict[str, str], logs: Path, stor
     done = written = 0
     for size in args.sizes:
         started = time.monotonic()
-        written += seed(store, done, size)
-        say(f"seeded {size - done} settled resources in {time.monotonic() - started:.1f} s (now {size}) [{load()}]")
+        written += seed(store, done, size, args.ids)
+        say(f"seeded {size - done} settled resources ({args.ids} ids) in {time.monotonic() - started:.1f} s "
+            f"(now {size}) [{load()}]")
         done = size
         row: dict[str, Any] = {"size": size, "budget": budget(store, endpoint, size, written)}
         b = row["budget"]
@@ -360,6 +367,7 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2000, help="new configs of the leader's rate figure")
     parser.add_argument("--hold", type=float, default=6.0, help="seconds the watcher runs after 'watching /config'")
     parser.add_argument("--provisioned", type=int, default=200, help="resources of the provisioned-resource budget")
+    parser.add_argument("--ids", choices=IDS, default="uuid", help="id shape of the settled resources")
     parser.add_argument("--skip", default="", help="s: the sizes; r: the leader's rate; b: the provisioned budget")
     args = parser.parse_args()
     args.sizes = sorted(int(size) for size in args.sizes.split(","))

@@ -7,8 +7,9 @@ finalize publishes the first /monitoring value; from then on this cycle keeps
 - Targets are grouped per device address (and community token), and each device
   is asked once for what its targets' kinds read (esiprov.target_kinds): a device
   with fifty monitored ports costs one bulk walk of ifName + ifOperStatus, not
-  fifty. A device with a ``switch`` target is asked sysUpTime first; when that
-  gets no answer the walk is not tried, so a dead device costs one timeout, not two.
+  fifty, and its sysUpTime rides in the walk's first request when a ``switch``
+  target needs it: a 48-port switch costs one or two requests, a dead device one
+  timeout. The octet counters join the walk only when a TSDB takes them.
 - Devices are polled concurrently by a bounded thread pool, so an unreachable
   switch delays only its own targets.
 - A port is polled at its device's *current* management address (port /config
@@ -119,7 +120,7 @@ class Summary:
     #: targets not polled: resource gone or being deleted, unknown type, no address
     skipped: int = 0
     unreachable: int = 0
-    #: SNMP operations: one sysUpTime GET or one bulk walk each
+    #: SNMP operations: one per device (a sysUpTime GET, a walk, or a walk that asks sysUpTime too)
     snmp_calls: int = 0
     #: /monitoring values rewritten
     changes: int = 0
@@ -128,6 +129,8 @@ class Summary:
     #: ports whose traffic counters were handed to the TSDB (0 without one)
     traffic: int = 0
     seconds: float = 0.0
+    #: of which reading the snapshot from etcd (targets, configs, /monitoring)
+    snapshot_seconds: float = 0.0
 
 
 # --- pure decisions -------------------------------------------------------------------------------
@@ -232,20 +235,21 @@ def read_snapshot(store: Store) -> Snapshot:
     return Snapshot(targets, configs, monitoring, uptimes)
 
 
-def read_device(probe: SnmpProbe, device: Device) -> Reading:
-    """sysUpTime if a target's kind reads it, then one walk if a target's kind reads interfaces."""
-    uptime, ports, octets, calls = None, None, None, 0
+def read_device(probe: SnmpProbe, device: Device, counters: bool = False) -> Reading:
+    """What the targets' kinds read, in one SNMP operation: the interface walk, with sysUpTime in its
+    first request when a kind reads that too (and the octet counters when ``counters``), or sysUpTime
+    alone. A 48-port switch costs one request or two on snmpsim; a dead device one timeout."""
+    uptime, ports, octets = None, None, None
     try:
-        if device.reads(UPTIME):
-            calls += 1
-            uptime = probe.uptime(device.address, device.community)
         if device.reads(INTERFACES):
-            calls += 1
-            walk = probe.port_walk(device.address, device.community)
-            ports, octets = walk.statuses, walk.octets
+            walk = probe.port_walk(device.address, device.community, counters=counters,
+                                   uptime=device.reads(UPTIME))
+            uptime, ports, octets = walk.uptime, walk.statuses, walk.octets if counters else None
+        elif device.reads(UPTIME):
+            uptime = probe.uptime(device.address, device.community)
     except SnmpUnreachable:
         pass  # what was not read stays None: FAIL
-    return Reading(uptime, ports, calls, octets, int(time.time()))
+    return Reading(uptime, ports, 1, octets, int(time.time()))
 
 
 class Conflict(Exception):
@@ -274,9 +278,10 @@ def write_status(store: Store, target: Target, status: str, address: str, snapsh
     return old
 
 
-def poll_device(store: Store, probe: SnmpProbe, device: Device, snapshot: Snapshot) -> tuple[Reading, int, int]:
+def poll_device(store: Store, probe: SnmpProbe, device: Device, snapshot: Snapshot,
+                counters: bool = False) -> tuple[Reading, int, int]:
     """Read one device and publish its targets: (reading, changes, conflicts)."""
-    reading = read_device(probe, device)
+    reading = read_device(probe, device, counters)
     changes = conflicts = 0
     for target in device.targets:
         status = status_of(target, reading, snapshot.uptimes.get(device.address))
@@ -310,11 +315,13 @@ def poll(store: Store, probe: SnmpProbe, workers: int = WORKERS,
     started, clock = time.time(), time.monotonic()
     snapshot = read_snapshot(store)
     devices, skipped = group(snapshot.targets, snapshot.configs)
-    summary = Summary(devices=len(devices), targets=len(snapshot.targets) - skipped, skipped=skipped)
+    summary = Summary(devices=len(devices), targets=len(snapshot.targets) - skipped, skipped=skipped,
+                      snapshot_seconds=round(time.monotonic() - clock, 3))
     uptimes: dict[str, int] = {}
     traffic: list[Traffic] = []
     with ThreadPoolExecutor(max(1, min(workers, len(devices))), thread_name_prefix="poll") as pool:
-        futures = {pool.submit(poll_device, store, probe, device, snapshot): device for device in devices}
+        futures = {pool.submit(poll_device, store, probe, device, snapshot, on_traffic is not None): device
+                   for device in devices}
         for future in as_completed(futures):
             reading, changes, conflicts = future.result()
             summary.snmp_calls += reading.calls

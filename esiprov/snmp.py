@@ -33,6 +33,8 @@ from esiprov.settings import Settings
 UP, DOWN, FAIL = "UP", "DOWN", "FAIL"
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+#: what a GETNEXT asks to be answered sysUpTime.0
+SYS_UPTIME_COLUMN = SYS_UPTIME.removesuffix(".0")
 IF_OPER_STATUS = "1.3.6.1.2.1.2.2.1.8"
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
 IF_HC_IN_OCTETS = "1.3.6.1.2.1.31.1.1.1.6"
@@ -40,7 +42,7 @@ IF_HC_OUT_OCTETS = "1.3.6.1.2.1.31.1.1.1.10"
 #: the counter columns a walk reads, by traffic direction (the TSDB's ``direction`` tag)
 OCTET_COLUMNS = {IF_HC_IN_OCTETS: "in", IF_HC_OUT_OCTETS: "out"}
 #: every column of a port walk, in one GETBULK
-WALK_COLUMNS = [IF_NAME, IF_OPER_STATUS, *OCTET_COLUMNS]
+STATUS_COLUMNS = [IF_NAME, IF_OPER_STATUS]
 #: rows per GETBULK: a 48-port switch answers every column in 2 round trips (the rows, then their end)
 WALK_ROWS = 50
 #: the varbind types that say a column has no further instance
@@ -91,6 +93,8 @@ class PortWalk:
 
     statuses: Mapping[str, str]
     octets: Mapping[str, Mapping[str, int]]
+    #: sysUpTime, when the walk was asked for it (None: not asked, or not answered)
+    uptime: int | None = None
 
 
 class SnmpProbe:
@@ -114,11 +118,14 @@ class SnmpProbe:
 
     def port_statuses(self, device_ip: str, community_token: str) -> Mapping[str, str]:
         """{ifName: UP|DOWN} for every interface, from one bulk walk of ifName and ifOperStatus."""
-        return self.port_walk(device_ip, community_token).statuses
+        return self.port_walk(device_ip, community_token, counters=False).statuses
 
-    def port_walk(self, device_ip: str, community_token: str) -> PortWalk:
-        """Statuses and octet counters of every interface, from one bulk walk."""
-        return self._walk(self._device(device_ip, community_token))
+    def port_walk(self, device_ip: str, community_token: str, counters: bool = True,
+                  uptime: bool = False) -> PortWalk:
+        """Every interface's status, and its octet counters unless told not to, from one bulk walk; with
+        ``uptime``, sysUpTime rides in the walk's first request (a non-repeater), costing no request of
+        its own. Counters double the varbinds: a poll asks them only when a TSDB takes them."""
+        return self._walk(self._device(device_ip, community_token), counters, uptime)
 
     def port_status(self, device_ip: str, community_token: str, port_name: str) -> str:
         """UP or DOWN for the interface named ``port_name``; FAIL when it is unknown or unanswered.
@@ -128,7 +135,7 @@ class SnmpProbe:
         device = self._device(device_ip, community_token)
         try:
             status = self._cached_status(device, port_name)
-            return status if status is not None else self._walk(device).statuses.get(port_name, FAIL)
+            return status if status is not None else self._walk(device, counters=False).statuses.get(port_name, FAIL)
         except SnmpUnreachable:
             return FAIL
 
@@ -178,10 +185,12 @@ class SnmpProbe:
                    name.value if name.snmp_type == "OCTETSTR" else None,
                    UP if oper.value == _OPER_UP else DOWN)
 
-    def _walk(self, device: DeviceKey) -> PortWalk:
-        """Every column of WALK_COLUMNS from one bulk walk, whose ifName -> ifIndex map is remembered."""
+    def _walk(self, device: DeviceKey, counters: bool = True, uptime: bool = False) -> PortWalk:
+        """The status columns (and the counters) from one bulk walk, whose ifName -> ifIndex map is remembered."""
+        columns_asked = STATUS_COLUMNS + (list(OCTET_COLUMNS) if counters else [])
         with self._answer(device.ip):
-            walked = walk_columns(self._session(device), WALK_COLUMNS, WALK_ROWS)
+            walked, first = walk_columns(self._session(device), columns_asked, WALK_ROWS,
+                                         [SYS_UPTIME_COLUMN] if uptime else [])
         # a counter is kept only as the agent types it: a Counter32 or an opaque value is no reading
         columns = {column: {index: var.value for index, var in rows.items()
                             if column not in OCTET_COLUMNS or var.snmp_type == "COUNTER64"}
@@ -190,8 +199,9 @@ class SnmpProbe:
         # All built in ifIndex order: with a repeated ifName, the map and the statuses pick the same row.
         self.interfaces.remember(device, {name: index for index, name in names.items()})
         octets = {name: found for index, name in names.items() if (found := _octets(columns, index))}
+        ticks = next((int(var.value) for var in first if _is(var, SYS_UPTIME) and var.snmp_type == "TICKS"), None)
         return PortWalk({name: UP if states.get(index) == _OPER_UP else DOWN for index, name in names.items()},
-                        octets)
+                        octets, ticks)
 
     def _device(self, device_ip: str, community_token: str) -> DeviceKey:
         return DeviceKey(device_ip, self.port, self._settings.community(community_token))
@@ -212,8 +222,10 @@ class SnmpProbe:
                 f"no SNMP answer from {device_ip}:{self.port} ({type(exc).__name__})") from None
 
 
-def walk_columns(session: easysnmp.Session, columns: Sequence[str], rows: int) -> dict[str, dict[str, Any]]:
-    """Walk table columns side by side: {column: {index: varbind}}, each in the agent's order.
+def walk_columns(session: easysnmp.Session, columns: Sequence[str], rows: int,
+                 first: Sequence[str] = ()) -> tuple[dict[str, dict[str, Any]], list[Any]]:
+    """Walk table columns side by side: ({column: {index: varbind}}, each in the agent's order; the
+    answers to ``first``, GETNEXTs that ride in the first request as its non-repeaters).
 
     Every GETBULK asks each column not yet ended for its next ``rows`` rows. The
     answer is row-major (repetition r, column i at position r * n + i), possibly
@@ -224,8 +236,12 @@ def walk_columns(session: easysnmp.Session, columns: Sequence[str], rows: int) -
     found: dict[str, dict[str, Any]] = {column: {} for column in columns}
     after = {column: column for column in columns}
     going = list(columns)
+    asked, nexts = list(first), []
     while going:
-        answer = session.get_bulk([after[column] for column in going], non_repeaters=0, max_repetitions=rows)
+        answer = session.get_bulk(asked + [after[column] for column in going], non_repeaters=len(asked),
+                                  max_repetitions=rows)
+        nexts += answer[:len(asked)]
+        answer, asked = answer[len(asked):], []
         ended: set[str] = set()
         moved = False
         for position, var in enumerate(answer):
@@ -241,10 +257,15 @@ def walk_columns(session: easysnmp.Session, columns: Sequence[str], rows: int) -
         if not moved and not ended:
             break
         going = [column for column in going if column not in ended]
-    return found
+    return found, nexts
+
+
+def _is(var: Any, oid: str) -> bool:
+    """Whether a varbind is the instance ``oid``."""
+    return f"{var.oid.lstrip('.')}.{var.oid_index}" == oid
 
 
 def _octets(columns: Mapping[str, Mapping[str, str]], index: str) -> dict[str, int]:
     """The counters the walk found for interface ``index``, by direction."""
     return {direction: int(columns[oid][index]) for oid, direction in OCTET_COLUMNS.items()
-            if index in columns[oid]}
+            if index in columns.get(oid, {})}

@@ -188,21 +188,27 @@ class Store:
              page: int = SCAN_PAGE, revision: int | None = None) -> Iterator[Entry]:
         """Entries from ``start`` up to ``end`` (exclusive; default: every key with prefix ``start``) in key order.
 
-        Read ``page`` keys per request, every page at one revision (``revision``, else the first
-        page's): memory stays flat however many keys there are, and the whole scan is one
+        Read ``page`` keys per request, every request at one revision (``revision``, else the first
+        request's): memory stays flat however many keys there are, and the whole scan is one
         consistent snapshot.
+
+        Each request asks for a short window of the key space, not for the rest of the range: for
+        every request etcd walks its index from the request's first key to its range end (3.4 to
+        collect it, 3.5 to count it), so paging through one range of n keys costs n²/page steps
+        (12 s for 100,000 keys here). Windows are sized from what the previous answers held
+        (``_Windows``), so each walks about a page of keys whatever the keys look like: UUIDs,
+        names sharing a long prefix ("port-000001"...), several types under one prefix.
         """
         end_key = end.encode() if end is not None else pyetcd.utils.prefix_range_end(start.encode())
-        key = start.encode()
-        while True:
-            response = self._call(self._client.get_range_response, key, end_key, limit=page,
+        windows = _Windows(start.encode(), end_key, page)
+        while (window := windows.next()) is not None:
+            low, high = window
+            response = self._call(self._client.get_range_response, low, high, limit=page,
                                   revision=revision, keys_only=keys_only)
             revision = revision or response.header.revision
             for kv in response.kvs:
                 yield Entry(kv.key.decode(), None if keys_only else _decode(kv.value), kv.mod_revision)
-            if not response.more or not response.kvs:
-                return
-            key = response.kvs[-1].key + b"\0"
+            windows.answered([kv.key for kv in response.kvs], response.count, response.more)
 
     def revision(self, prefix: str = keys.WORKER) -> int:
         """etcd's current revision, from a count under ``prefix`` (nothing is transferred; esiprov's etcd
@@ -211,47 +217,9 @@ class Store:
 
     def scan_resources(self, prefix: str, keys_only: bool = False, page: int = SCAN_PAGE,
                        plural: str | None = None) -> Iterator[Entry]:
-        """What ``scan(prefix)`` gives for a ``<prefix><plural>/<id>`` family (/state/v2.0/, ...), read in short
-        key ranges: one per resource type and first character of the id (of the type ``plural`` alone,
-        if given).
-
-        Why: for every page etcd walks its index from the page's first key to the range's end
-        (3.4 to collect it, 3.5 to count it), so paging through one range of n keys costs
-        n²/page steps: seconds at 100,000 resources. Short ranges keep every walk short. They
-        are found by reading one key at a time (a skip scan), all at the first request's
-        revision: still one consistent snapshot.
-        """
-        at: list[int | None] = [None]  # the snapshot's revision, set by the first request
-        ranges = self._id_ranges(prefix, at) if plural is None else self._first_char_ranges(f"{prefix}{plural}/", at)
-        for start, end in ranges:
-            yield from self.scan(start, end, keys_only, page, at[0])
-
-    def _first_key(self, start: str, end: str, revision: list[int | None]) -> str | None:
-        """The first key in [start, end) at ``revision[0]`` (set from this request when None)."""
-        response = self._call(self._client.get_range_response, start.encode(), end.encode(), limit=1,
-                              revision=revision[0], keys_only=True)
-        revision[0] = revision[0] or response.header.revision
-        return response.kvs[0].key.decode() if response.kvs else None
-
-    def _id_ranges(self, prefix: str, revision: list[int | None]) -> Iterator[tuple[str, str]]:
-        """[start, end) ranges covering every key under ``prefix``: per ``<plural>/`` and first id character."""
-        start, end = prefix, _after(prefix)
-        while (key := self._first_key(start, end, revision)) is not None:
-            plural, slash, _ = key[len(prefix):].partition("/")
-            if not slash:  # a key right under the prefix, not a resource's
-                yield key, key + "\0"
-                start = key + "\0"
-                continue
-            yield from self._first_char_ranges(f"{prefix}{plural}/", revision)
-            start = _after(f"{prefix}{plural}/")
-
-    def _first_char_ranges(self, prefix: str, revision: list[int | None]) -> Iterator[tuple[str, str]]:
-        start, end = prefix, _after(prefix)
-        while (key := self._first_key(start, end, revision)) is not None:
-            rest = key[len(prefix):]
-            # ASCII first characters get a range each (ids are UUIDs or names); anything else, the rest
-            start = f"{prefix}{chr(ord(rest[0]) + 1)}" if rest and ord(rest[0]) < 0x7F else end
-            yield key, start
+        """What ``scan(prefix)`` gives for a ``<prefix><plural>/<id>`` family (/state/v2.0/, ...), of the type
+        ``plural`` alone if given. One snapshot, read in short windows like every scan."""
+        return self.scan(prefix if plural is None else f"{prefix}{plural}/", keys_only=keys_only, page=page)
 
     def count(self, prefix: str) -> int:
         """How many keys start with ``prefix`` (etcd counts them; nothing is transferred)."""
@@ -331,9 +299,71 @@ class Store:
         self._client.close()
 
 
-def _after(prefix: str) -> str:
-    """The first string after every string that starts with ``prefix`` (a prefix's range end)."""
-    return pyetcd.utils.prefix_range_end(prefix.encode()).decode()
+class _Windows:
+    """The key windows of one scan of [start, end): each meant to hold about ``page`` keys.
+
+    A key's place in the key space is its bytes read as a number (``_place``); a window's width
+    is a difference of such numbers. The first window is the whole range (etcd's answer says how
+    many keys it holds); after that each window is as wide as the last answer suggests: the width
+    the last page of keys spanned, or the last window's width scaled by how far its count was from
+    the aim. An empty window grows ``GROWTH`` times, and each further empty one squares the
+    growth: the gap between two types of keys (or two runs of names) may be 2^100 times wider
+    than a window over UUIDs, and is crossed in a few requests, each walking nothing.
+    Estimates only size the windows: every window starts where the last answer ended, so no key
+    is skipped or read twice whatever the keys look like.
+    """
+
+    #: bytes past the scan's start that place a key: longer keys share a place with their head,
+    #: which only makes their windows wider than aimed
+    PLACE_BYTES = 128
+    #: how many times an empty window grows (the first time; squared each following time)
+    GROWTH = 8
+
+    def __init__(self, start: bytes, end: bytes, page: int) -> None:
+        self.low, self.end = start, end
+        self.size = len(start) + self.PLACE_BYTES
+        self.aim = max(1, page * 3 // 4)  # under a page: a window a little denser than its estimate still fits
+        self.width: int | None = None  # None: the whole range (the first window)
+        self.high = end
+        self.growth = self.GROWTH
+        self.done = end <= start
+
+    def next(self) -> tuple[bytes, bytes] | None:
+        """The next (low, high) to read, or None when the range is read."""
+        if self.done:
+            return None
+        self.high = self.end
+        if self.width is not None:
+            self.high = min(self.end, self._key(self._place(self.low) + self.width))
+        return self.low, self.high
+
+    def answered(self, found: Sequence[bytes], count: int, more: bool) -> None:
+        """Move past what the last window gave: ``found`` (its first keys), ``count`` (how many it holds)."""
+        self.growth = self.growth ** 2 if count == 0 else self.GROWTH
+        if more:
+            self.low = found[-1] + b"\0"
+            if len(found) > 1:
+                spanned, keys = self._place(found[-1]) - self._place(found[0]), len(found) - 1
+            else:  # one key a page: the density of the rest of the window
+                spanned, keys = self._place(self.high) - self._place(self.low), count - len(found)
+            self.width = max(1, spanned * self.aim // keys)
+            return
+        if self.high == self.end:
+            self.done = True
+            return
+        width = self._place(self.high) - self._place(self.low)
+        self.low = self.high
+        self.width = max(1, width * self.growth if count == 0 else width * self.aim // count)
+
+    def _place(self, key: bytes) -> int:
+        return int.from_bytes(key[:self.size].ljust(self.size, b"\0"), "big")
+
+    def _key(self, place: int) -> bytes:
+        """The shortest key at ``place`` (trailing zero bytes dropped); still after the window's low key,
+        since a positive width changes a byte that is kept."""
+        if place >= 1 << (8 * self.size):
+            return self.end
+        return place.to_bytes(self.size, "big").rstrip(b"\0")
 
 
 def _change(event: Any) -> Change:

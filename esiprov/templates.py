@@ -341,17 +341,76 @@ def save(store: Store, schema: Schema, found: list[Template]) -> None:
 
 
 def read_schema(store: Store) -> Schema:
-    entry = store.get(keys.SCHEMA)
+    return _schema_of(store.get(keys.SCHEMA))
+
+
+def read(store: Store, name: str) -> Template:
+    return _template_of(name, store.get(keys.template(name)))
+
+
+def _schema_of(entry: Entry | None) -> Schema:
     if entry is None:
         raise TemplateError("no schema in etcd: run `esiprov templates load`")
     return _parsed(entry, lambda doc: parse_schema(doc, keys.SCHEMA))
 
 
-def read(store: Store, name: str) -> Template:
-    entry = store.get(keys.template(name))
+def _template_of(name: str, entry: Entry | None) -> Template:
     if entry is None:
         raise TemplateError(f"template {name} is not in etcd ({keys.template(name)})")
     return _parsed(entry, lambda raw: _template_of_envelope(name, raw))
+
+
+#: the template names each resource type was last planned with, read beside the schema next time.
+#: Only a guess of what to read: a name it lacks costs one more read, a name no longer chosen a
+#: few bytes; what is planned with is always what etcd holds at the read.
+_usual: dict[str, tuple[str, ...]] = {}
+
+
+@dataclass
+class Catalogue:
+    """The schema and templates as etcd holds them now, read in the same round trip as the resource's
+    own keys (``read_catalogue``).
+
+    Why not a cache: a cached template would be stale the moment an operator changes it, and the
+    schema lives outside /config, so the watcher's event order cannot tell a planner when to drop
+    it; nor do resync, finalize and the workers watch anything. Reading both in the transaction
+    that reads the config costs no round trip of its own and is never older than the config.
+    """
+
+    store: Store
+    rtype: str
+    schema_entry: Entry | None
+    #: template name -> its entry as read (None: absent)
+    found: dict[str, Entry | None]
+
+    @property
+    def schema(self) -> Schema:
+        """The schema; TemplateError when etcd has none (raised only when a plan needs it)."""
+        return _schema_of(self.schema_entry)
+
+    def choose(self, resource: ResourceVersion, fetch: Fetch) -> list[tuple[str, str]]:
+        """``Schema.choose``, with every chosen template read (one round trip for those not read yet)."""
+        chosen = self.schema.choose(resource, fetch)
+        names = tuple(name for _, name in chosen)
+        missing = [name for name in names if name not in self.found]
+        if missing:
+            self.found.update(zip(missing, self.store.get_many([keys.template(name) for name in missing])))
+        _usual[self.rtype] = names
+        return chosen
+
+    def template(self, name: str) -> Template:
+        if name not in self.found:
+            self.found[name] = self.store.get(keys.template(name))
+        return _template_of(name, self.found[name])
+
+
+def read_catalogue(store: Store, rtype: str, *extra: str) -> tuple[list[Entry | None], Catalogue]:
+    """The ``extra`` keys' entries and the catalogue for planning an ``rtype``, in one round trip at one revision."""
+    names = _usual.get(rtype, ())
+    entries = store.get_many([*extra, keys.SCHEMA, *(keys.template(name) for name in names)])
+    schema_at = len(extra)
+    found = dict(zip(names, entries[schema_at + 1:]))
+    return entries[:schema_at], Catalogue(store, rtype, entries[schema_at], found)
 
 
 def _template_of_envelope(name: str, raw: Any) -> Template:

@@ -84,10 +84,12 @@ class Switch:
 class Switches(LocalServer):
     """Run the switches in one snmpsim process; flip ports and silence agents at runtime."""
 
-    def __init__(self, switches: Iterable[Switch], log_dir: Path | None = None) -> None:
+    def __init__(self, switches: Iterable[Switch], log_dir: Path | None = None, port: int = 0) -> None:
+        """``port``: the UDP port every switch listens on (0: a free one), so that switches split over
+        several snmpsim processes (at their own addresses) can share it, as real switches do."""
         super().__init__(log_dir)
         self.switches = {switch.ip: switch for switch in switches}
-        self.port = 0
+        self.port = port
         self._up = {(s.ip, name): True for s in self.switches.values() for name in s.interfaces}
         self._octets = {(s.ip, name): _initial_octets(n, p) for n, s in enumerate(self.switches.values())
                         for p, name in enumerate(s.interfaces)}
@@ -102,7 +104,7 @@ class Switches(LocalServer):
         if not responder.exists():
             raise ServiceError(f"{responder} not found: install the test extra (pip install -e '.[test]')")
         self.workdir = Path(tempfile.mkdtemp(prefix="esiprov-switches-"))
-        self.port = free_port("127.0.0.1", socket.SOCK_DGRAM)
+        self.port = self.port or free_port("127.0.0.1", socket.SOCK_DGRAM)
         argv = [str(responder), f"--cache-dir={self.workdir / 'cache'}", "--log-level=error"]
         for ip in self.switches:
             self._write(ip)

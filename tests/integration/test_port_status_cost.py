@@ -6,6 +6,7 @@ the agent receives (retries included) is counted; see tests/fixtures/relay.py.
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -13,17 +14,19 @@ from typing import Callable, Iterator
 
 import pytest
 
-from esiprov.devenv.switches import FIRST_IF_INDEX, Switches
+from esiprov.devenv.switches import FIRST_IF_INDEX, Switch, Switches
 from esiprov.ifindex import InterfaceIndex
 from esiprov.settings import Settings
-from esiprov.snmp import DOWN, FAIL, UP, SnmpProbe
+from esiprov.snmp import DOWN, FAIL, UP, WALK_ROWS, SnmpProbe
 from tests.fixtures.relay import CountingRelay, Traffic
-from tests.fixtures.services import COMMUNITY_TOKEN, SWITCH_A, SWITCH_B
+from tests.fixtures.services import COMMUNITY, COMMUNITY_TOKEN, SNMP_TIMEOUT, SWITCH_A, SWITCH_B, running
 
 A, B = SWITCH_A.ip, SWITCH_B.ip
 PORT, NEIGHBOUR = "xe-0/0/4", "xe-0/0/5"
 
 Relay = Callable[[str], CountingRelay]
+#: the most varbinds snmpsim puts in one answer (its --max-var-binds default)
+SNMPSIM_VARBINDS = 64
 
 
 @pytest.fixture
@@ -135,6 +138,40 @@ def test_a_switch_that_stops_answering_reads_FAIL_within_its_timeout_without_a_w
         switches.resume(B)
     status, cost = read(probe, relay, "ge-0/0/0")
     assert (status, cost.requests) == (UP, 1)
+
+
+def test_a_poll_of_sysUpTime_and_every_port_of_a_small_switch_costs_one_request(
+        probe: SnmpProbe, relay_to: Relay) -> None:
+    relay = relay_to(A)
+    walk = probe.port_walk(relay.ip, COMMUNITY_TOKEN, counters=False, uptime=True)
+    assert relay.take().requests == 1
+    assert walk.uptime is not None and walk.uptime > 0
+    assert walk.statuses == {name: UP for name in SWITCH_A.ports}
+
+
+@pytest.fixture(scope="module")
+def wide_switch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Switches, Switch]]:
+    """A switch of its own with 150 ports (more than one GETBULK's rows), on an address no other test uses."""
+    wide = Switch("127.0.163.1", COMMUNITY, tuple(f"xe-{n // 48}/0/{n % 48}" for n in range(150)))
+    with running(Switches([wide], log_dir=tmp_path_factory.mktemp("wide-switch"))) as switches:
+        yield switches, wide
+
+
+def test_a_switch_with_more_ports_than_one_request_carries_is_walked_whole_in_a_few_requests(
+        wide_switch: tuple[Switches, Switch]) -> None:
+    switches, wide = wide_switch
+    probe = SnmpProbe(Settings(snmp_port=switches.port, snmp_communities={COMMUNITY_TOKEN: COMMUNITY},
+                               snmp_timeout=SNMP_TIMEOUT), interfaces=InterfaceIndex())
+    with CountingRelay("127.0.163.2", switches.port, (wide.ip, switches.port)) as relay:
+        switches.set_port(wide.ip, wide.ports[100], up=False)
+        relay.take()
+        walk = probe.port_walk(relay.ip, COMMUNITY_TOKEN, counters=False, uptime=True)
+        uptime, ports = walk.uptime, walk.statuses
+        # snmpsim answers at most SNMPSIM_VARBINDS varbinds a request (fewer rows than asked)
+        assert relay.take().requests == math.ceil((len(wide.ports) + 1) / min(WALK_ROWS, SNMPSIM_VARBINDS // 2))
+        assert probe.port_statuses(relay.ip, COMMUNITY_TOKEN) == ports
+    assert uptime is not None and uptime > 0
+    assert ports == {name: DOWN if name == wide.ports[100] else UP for name in wide.ports}
 
 
 def test_a_poller_walk_makes_the_next_registration_read_one_GET(probe: SnmpProbe, relay_to: Relay) -> None:

@@ -61,7 +61,7 @@ def test_port_statuses_returns_every_port_of_a_switch_from_one_walk(
             return real(self, *args, **kwargs)
         return call
 
-    for name in ("get", "walk", "bulkwalk", "get_bulk"):
+    for name in ("get", "get_next", "get_bulk", "walk", "bulkwalk"):
         monkeypatch.setattr(easysnmp.Session, name, counted(name))
     assert probe.port_statuses(A, COMMUNITY_TOKEN) == {name: UP for name in SWITCH_A.ports}
     assert calls == ["get_bulk"]  # three ports, four columns: one GETBULK answers them all
