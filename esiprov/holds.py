@@ -16,18 +16,31 @@ The hold is written synchronously when the message arrives: a worker killed a
 moment later has recorded it already. A hold that cannot be written (etcd
 unreachable) is logged; the broker's own redelivery and the periodic resync
 remain behind it.
+
+A workflow's hold is written once per worker, not once per message: a step this
+worker published itself (the next step of its chain, a countdown re-check), of a
+workflow it holds on its live lease, finds the hold in place, since no other
+worker has received a message of that chain in between. Whatever else arrives is
+held again: a message another worker or a command published (a requeue, the
+leader's resend, a resync, a chain that moved between workers), one after this
+worker's lease was lost, or one of a workflow it does not remember holding.
+Each worker marks the steps it publishes with a header of its own (``FROM``),
+only while it runs a step of the same workflow; a prefork pool's children
+inherit the mark of the worker that holds for them.
 """
 from __future__ import annotations
 
 import logging
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from typing import Any
 
-from celery import signals
+from celery import current_task, signals
 
 from esiprov import keys
-from esiprov.documents import HoldRecord, resource_of_task
+from esiprov.documents import FINALIZE, HoldRecord, JobId, resource_of_task
 from esiprov.settings import current
 from esiprov.store import Store, StoreError
 
@@ -35,6 +48,21 @@ log = logging.getLogger(__name__)
 
 #: seconds a dead or frozen worker's holds outlive it: the longest a crash strands a workflow
 HOLD_TTL = 10
+#: the message header naming the worker that published a step while running its workflow
+FROM = "esiprov_from"
+#: this worker's mark in FROM (made at import: a prefork pool's children share their worker's)
+ME = uuid.uuid4().hex
+#: workflows a worker remembers holding; one forgotten costs a write, never a lost hold
+MAX_REMEMBERED = 10_000
+
+
+def workflow_of(task_id: str) -> str | None:
+    """The workflow name ``<type>:<id>:<version>`` of a job's or finalize's task id; None for other tasks."""
+    parts = task_id.split(":")
+    if len(parts) == 4 and parts[0] == FINALIZE:
+        return ":".join(parts[1:])
+    job = JobId.of(task_id)
+    return None if job is None else job.job_name
 
 
 class Holder:
@@ -45,6 +73,10 @@ class Holder:
         self.name = name
         self.ttl = ttl
         self._lease: int | None = None
+        #: time.monotonic() when the lease was last known alive (granted or refreshed)
+        self._alive_at = 0.0
+        #: (type, id) -> (workflow name, lease) of every hold this worker wrote and may still have
+        self._held: OrderedDict[tuple[str, str], tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._keeper = threading.Thread(target=self._keep, name="esiprov-holds", daemon=True)
@@ -53,20 +85,45 @@ class Holder:
         self._keeper.start()
         return self
 
-    def hold(self, rtype: str, rid: str, task_id: str) -> None:
-        """Record that this worker holds the message ``task_id`` of resource ``rtype`` ``rid``."""
+    def hold(self, rtype: str, rid: str, task_id: str, workflow: str = "", continued: bool = False) -> bool:
+        """Record that this worker holds the message ``task_id`` of resource ``rtype`` ``rid``; whether
+        it wrote. ``continued``: this worker published the message while running a step of the same
+        ``workflow``, so the hold it wrote for that workflow (if any, on its live lease) is still in place."""
+        if continued and self.holds(rtype, rid, workflow):
+            return False
         record = HoldRecord(worker=self.name, task=task_id, at=time.time())
         for attempt in range(2):  # a lease that expired meanwhile (a frozen worker) is replaced once
             lease = None
             try:
                 lease = self._current_lease()
                 self.store.commit(puts={keys.hold(rtype, rid): record}, lease=lease)
-                return
+                self._remember(rtype, rid, workflow, lease)
+                return True
             except StoreError as exc:
                 if attempt:
                     log.warning("%s: cannot record that %s holds it: %s", task_id, self.name, exc)
                 if lease is not None:
                     self._forget(lease)
+        return False
+
+    def holds(self, rtype: str, rid: str, workflow: str) -> bool:
+        """Whether this worker wrote the hold of ``workflow`` on its lease, which is surely alive now
+        (known alive less than a TTL ago: a frozen worker that wakes up writes again)."""
+        with self._lock:
+            fresh = self._lease is not None and time.monotonic() - self._alive_at < self.ttl
+            return fresh and self._held.get((rtype, rid)) == (workflow, self._lease)
+
+    def release(self, rtype: str, rid: str) -> None:
+        """Forget the resource's hold: its workflow's last step has arrived (finalize deletes the hold)."""
+        with self._lock:
+            self._held.pop((rtype, rid), None)
+
+    def _remember(self, rtype: str, rid: str, workflow: str, lease: int) -> None:
+        with self._lock:
+            self._held[(rtype, rid)] = (workflow, lease)
+            self._held.move_to_end((rtype, rid))
+            if len(self._held) > MAX_REMEMBERED:
+                self._held.popitem(last=False)
 
     def stop(self) -> None:
         """End the lease now: the holds vanish at once, so the leader resends what was still held."""
@@ -82,13 +139,17 @@ class Holder:
     def _current_lease(self) -> int:
         with self._lock:
             if self._lease is None:
+                asked = time.monotonic()
                 self._lease = self.store.grant(self.ttl)
+                self._alive_at = asked
             return self._lease
 
     def _forget(self, lease: int) -> None:
+        """The lease is gone, and with it every hold on it."""
         with self._lock:
             if self._lease == lease:
                 self._lease = None
+                self._held.clear()
 
     def _keep(self) -> None:
         """Refresh the lease three times per TTL; a lost one is replaced at the next hold."""
@@ -97,12 +158,16 @@ class Holder:
                 lease = self._lease
             if lease is None:
                 continue
+            asked = time.monotonic()
             try:
                 alive = self.store.refresh(lease)
             except StoreError as exc:
                 log.warning("cannot refresh the holds lease of %s: %s", self.name, exc)
                 continue
-            if not alive:
+            if alive:
+                with self._lock:
+                    self._alive_at = max(self._alive_at, asked)
+            else:
                 log.warning("the holds lease of %s expired (was this worker frozen?); its workflows "
                             "were sent again", self.name)
                 self._forget(lease)
@@ -123,9 +188,24 @@ def _worker_holder(name: str) -> Holder:
 
 def _received(sender: Any, request: Any, **_: Any) -> None:
     """Celery's task_received, in the process that consumes (before the task runs or its countdown waits)."""
-    found = resource_of_task(request.id)
-    if found is not None:
-        _worker_holder(sender.hostname).hold(*found, request.id)
+    found, workflow = resource_of_task(request.id), workflow_of(request.id)
+    if found is None or workflow is None:
+        return
+    holder = _worker_holder(sender.hostname)
+    holder.hold(*found, request.id, workflow, continued=request.request_dict.get(FROM) == ME)
+    if request.id.startswith(f"{FINALIZE}:"):
+        holder.release(*found)
+
+
+def _publishing(headers: dict[str, Any], **_: Any) -> None:
+    """Celery's before_task_publish: mark a step this worker publishes while it runs a step of the
+    same workflow (its chain's next step, a countdown re-check); clear any other mark."""
+    running = current_task.request.id if current_task else None
+    if running is not None and workflow_of(running) is not None \
+            and workflow_of(running) == workflow_of(str(headers.get("id", ""))):
+        headers[FROM] = ME
+    else:
+        headers.pop(FROM, None)
 
 
 def _shutdown(**_: Any) -> None:
@@ -136,4 +216,5 @@ def _shutdown(**_: Any) -> None:
 def install() -> None:
     """Make every worker of this Celery app hold what it receives (called once, where the app is built)."""
     signals.task_received.connect(_received, weak=False)
+    signals.before_task_publish.connect(_publishing, weak=False)
     signals.worker_shutdown.connect(_shutdown, weak=False)

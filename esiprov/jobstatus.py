@@ -131,14 +131,26 @@ def _sent_at(workflows: dict[tuple[str, str], Any], job: Job) -> float | None:
     return None
 
 
+def _held_now(app: Celery, job_id: str, job: Job, meta: dict[str, Any], hold: HoldRecord) -> bool:
+    """Whether the resource's ``hold`` is this job's: a worker holds a workflow once, with the task id
+    of the first step it received (esiprov.holds), so the job it holds now is the one of that
+    workflow whose own chain's earlier jobs Celery has seen succeed and that has not succeeded yet."""
+    if hold.get("task") == job_id:
+        return True
+    if _workflow_of(str(hold.get("task", ""))) != _workflow_of(job_id) or meta.get("status") == states.SUCCESS:
+        return False
+    earlier = [dep for dep in job.dependency if not job.depends_on_other_resource(dep)]
+    return all(celery_meta(app, dep).get("status") == states.SUCCESS for dep in earlier)
+
+
 def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: bool = False,
               job_id: str | None = None) -> list[JobView]:
     """The jobs in /jobs/all (of ``rtype``, only failed ones, or just ``job_id``), in key order."""
     failures = {found: e.value for e in store.range(keys.FAILURES)[0]
                 if (found := keys.job_id_of(e.key, keys.FAILURES))}
     failed_in = {_workflow_of(failed): failed for failed in failures}
-    holds = (cast(HoldRecord, e.value) for e in store.range(keys.HOLDS)[0] if isinstance(e.value, dict))
-    held = {hold["task"]: hold for hold in holds if "task" in hold}
+    held = {resource: cast(HoldRecord, e.value) for e in store.range(keys.HOLDS)[0]
+            if isinstance(e.value, dict) and (resource := keys.resource_of(e.key, keys.HOLDS))}
     workflows = {resource: e.value for e in store.range(keys.WORKFLOWS)[0]
                  if (resource := keys.resource_of(e.key, keys.WORKFLOWS))}
     entries = {found: JobEntry.from_etcd(e.value) for e in store.range(keys.JOBS)[0]
@@ -151,8 +163,10 @@ def list_jobs(store: Store, app: Celery, rtype: str | None = None, failed_only: 
             continue
         meta = celery_meta(app, this)
         blocked = meta.get("status") == states.FAILURE and this not in failures
+        hold = held.get((job.resource_type, job.resource_id))
         views.append(JobView(this, entry.handler, entry.attempts, job, failures.get(this), meta,
-                             failed_in.get(_workflow_of(this)) if blocked else None, held.get(this),
+                             failed_in.get(_workflow_of(this)) if blocked else None,
+                             hold if hold is not None and _held_now(app, this, job, meta, hold) else None,
                              _waits_for(job, present), _sent_at(workflows, job)))
     return [v for v in views if v.status == FAILED] if failed_only else views
 

@@ -9,10 +9,10 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from esiprov import damping, keys
-from esiprov.documents import (READ_COMPLETE, JobState, StateDocument, failure_record,
+from esiprov.documents import (READ_COMPLETE, JobState, StateDocument, envelope_version, failure_record,
                                monitoring_document)
 from esiprov.store import Compare, Entry, Store
 
@@ -34,11 +34,12 @@ def compose_state(job_state: JobState, final: str) -> dict[str, str]:
 
 
 def _write_state(store: Store, rtype: str, rid: str, version: int, document: StateDocument,
-                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: Sequence[str] = ()) -> bool:
+                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: Sequence[str] = (),
+                 guards: Sequence[Any] = ()) -> bool:
     """Put /state (plus ``puts``/``deletes``) unless a /state of a newer version is already there.
 
     ``current``: /state as the caller read it (with its other reads, in one round trip); it is
-    read again only when another writer got in between.
+    read again only when another writer got in between. ``guards``: more conditions of the write.
     """
     key = keys.state(rtype, rid)
     for attempt in range(3):
@@ -49,20 +50,33 @@ def _write_state(store: Store, rtype: str, rid: str, version: int, document: Sta
                         rtype, rid, current.value["version"], version)
             return False
         guard = Compare.unchanged(key, current.mod_revision) if current else Compare.absent(key)
-        if store.commit([guard], {key: document, **(puts or {})}, list(deletes)):
+        if store.commit([guard, *guards], {key: document, **(puts or {})}, list(deletes)):
             return True
     return False
 
 
-def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
-    """Publish the workflow's result and remove its jobs, job_state and workflow record."""
+class Finalized(NamedTuple):
+    """What ``finalize`` did: whether it published, and whether the config was still at the published
+    version when it did (then nothing newer waits; otherwise the resource is re-driven)."""
+
+    published: bool
+    current: bool = False
+
+
+def finalize(store: Store, rtype: str, rid: str, version: int) -> Finalized:
+    """Publish the workflow's result and remove its jobs, job_state and workflow record.
+
+    The config is read with the rest and, when it is still at this version, the write is guarded on
+    it: a config put after the read fails the guard and the write is made again without it (then
+    ``current`` is False), so a newer version is never missed, at no extra round trip otherwise.
+    """
     found = store.get_many([keys.workflow(rtype, rid), keys.job_state(rtype, rid), keys.target(rtype, rid),
-                            keys.applied_config(rtype, rid), keys.state(rtype, rid)])
+                            keys.applied_config(rtype, rid), keys.state(rtype, rid), keys.config(rtype, rid)])
     workflow, state, target, applied = (entry.value if entry else None for entry in found[:4])
     workflow, job_state = workflow or {}, cast(JobState, state or {})
     if workflow.get("version") != version:
         log.info("%s %s: no workflow for version %s to finalize", rtype, rid, version)
-        return False
+        return Finalized(False)
     document = StateDocument(state=compose_state(job_state, worker_state(workflow["action"], "COMPLETED")),
                              version=version, error="")
     puts: dict[str, Any] = {}
@@ -78,7 +92,12 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> bool:
             puts[keys.target(rtype, rid)] = record
     if workflow["action"] == "logical_delete":
         puts[keys.applied_config(rtype, rid)] = {**(applied or {}), "deleted": True}
-    return _write_state(store, rtype, rid, version, document, found[4], puts, deletes)
+    config = found[5]
+    if config is not None and envelope_version(config.value) == version and _write_state(
+            store, rtype, rid, version, document, found[4], puts, deletes,
+            [Compare.unchanged(config.key, config.mod_revision)]):
+        return Finalized(True, current=True)
+    return Finalized(_write_state(store, rtype, rid, version, document, found[4], puts, deletes))
 
 
 def fail(store: Store, rtype: str, rid: str, version: int, action: str, error: str,

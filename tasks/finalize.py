@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import logging
 
-from esiprov import keys, publish, steps
+from esiprov import publish, steps
 from esiprov.app import app
-from esiprov.documents import envelope_version
 from esiprov.reconcile import reconcile
 from tasks.context import context
 from tasks.job import retrying
@@ -17,13 +16,14 @@ from tasks.job import retrying
 log = logging.getLogger(__name__)
 
 
-@app.task(**retrying(steps.FINALIZE))
+# Its result is not stored: nothing reads it (esiprov jobs reads the jobs' own states), and it
+# would cost a Redis write per resource.
+@app.task(**retrying(steps.FINALIZE), ignore_result=True)
 def finalize(rtype: str, rid: str, version: int) -> None:
     """Publish the finished workflow of ``rtype`` ``rid`` at ``version``."""
     ctx = context()
-    etcd = ctx.store
-    if publish.finalize(etcd, rtype, rid, version):
+    done = publish.finalize(ctx.store, rtype, rid, version)
+    if done.published:
         log.info("%s %s: version %s published", rtype, rid, version)
-        if envelope_version(etcd.value(keys.config(rtype, rid))) == version:
-            return  # the config is still at the version just published: nothing newer to start
-    reconcile(etcd, ctx.app, rtype, rid)
+    if not done.current:  # the config was no longer at the version published (or nothing was): re-drive
+        reconcile(ctx.store, ctx.app, rtype, rid)

@@ -14,14 +14,14 @@ import time
 from typing import Any
 
 from esiprov import keys, planner, steps
-from esiprov.documents import HeatOp, HeatStackRecord, Job, JobEntry, stack_name
+from esiprov.documents import HeatOp, HeatStackRecord, Job, stack_name
 from esiprov.heat import HeatClient, Stack, client_for
 from esiprov.planner import CREATE, DELETE
 from esiprov.settings import Settings
-from esiprov.store import Store
+from esiprov.store import Entry, Store
 from esiprov.templates import JINJA_PREFIX, TIMEOUT_PARAM
 from tasks.context import Context
-from tasks.job import JobFailed, NotYet, job_step
+from tasks.job import JobFailed, Loaded, NotYet, job_state_of, job_step, merge_job_state
 
 
 def resolve(param: dict[str, Any], etcd: Store) -> Any:
@@ -57,8 +57,9 @@ def heat_arguments(job: Job, etcd: Store) -> tuple[str, dict[str, Any], int | No
     return planner.template_of(etcd, job).render(jinja), parameters, timeout_mins
 
 
-def record(job: Job, stack: Stack | None, etcd: Store) -> None:
-    """The heat_stacks document and job_state.heat_outputs, in one transaction (None: stack deleted)."""
+def record(job: Job, stack: Stack | None, etcd: Store, job_state: Entry | None) -> None:
+    """The heat_stacks document and job_state.heat_outputs, in one transaction (None: stack deleted);
+    ``job_state`` as read with the job."""
     resource, tenant = f"{job.resource_type}:{job.resource_id}", str(job.resource_input.get("tenant_id", ""))
     if stack is None:
         document = HeatStackRecord(id=resource, stack_id="", tenant_id=tenant, stack_status="DELETE_COMPLETE",
@@ -66,9 +67,8 @@ def record(job: Job, stack: Stack | None, etcd: Store) -> None:
     else:
         document = HeatStackRecord(id=resource, stack_id=stack.name, tenant_id=tenant, stack_status=stack.status,
                                    status_reason=stack.status_reason, output=stack.outputs)
-    etcd.update(keys.job_state(job.resource_type, job.resource_id),
-                lambda state: {**(state or {}), "heat_outputs": document["output"]},
-                extra={keys.heat_stack(job.resource_type, job.resource_id): document})
+    merge_job_state(etcd, job, job_state, {"heat_outputs": document["output"]},
+                    {keys.heat_stack(job.resource_type, job.resource_id): document})
 
 
 def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | None) -> str | None:
@@ -89,12 +89,6 @@ def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | Non
         return "create"
     client.update(name, template, parameters, timeout_mins)
     return "update"
-
-
-def attempt_and_sent(job: Job, etcd: Store) -> tuple[int, HeatOp | None]:
-    """The job's attempt counter and its heat_ops record (None when none), in one round trip."""
-    entry, sent = etcd.get_many([keys.job(job.id), keys.heat_op(job.id)])
-    return (JobEntry.from_etcd(entry.value).attempts if entry else 0), (sent.value if sent else None)
 
 
 def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[HeatOp | None, Stack | None]:
@@ -131,13 +125,16 @@ def building(message: str, sent: HeatOp | None, settings: Settings) -> NotYet:
     return NotYet(message, min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / 2)), waited=elapsed)
 
 
-@job_step(steps.HEAT_WORKER)
-def heat_worker(job: Job, ctx: Context) -> None:
-    """Create, update or delete the resource's stack, and wait for it without holding the worker."""
+@job_step(steps.HEAT_WORKER, keys.heat_op, job_state_of)
+def heat_worker(job: Job, ctx: Context, loaded: Loaded) -> None:
+    """Create, update or delete the resource's stack, and wait for it without holding the worker.
+
+    The job's attempt count, its heat_ops record and the job_state come with the job, in one round trip."""
     etcd = ctx.store
     client = client_for(ctx.settings, str(job.resource_input.get("tenant_id", "")))
     name = stack_name(job.resource_type, job.resource_id)
-    attempt, sent = attempt_and_sent(job, etcd)
+    (sent_entry, job_state), attempt = loaded.also, loaded.attempts
+    sent: HeatOp | None = sent_entry.value if sent_entry else None
     if sent is not None and sent.get("attempt") == attempt:
         stack = client.get(name)
     else:
@@ -151,4 +148,4 @@ def heat_worker(job: Job, ctx: Context) -> None:
         raise JobFailed(f"stack {name} is {stack.status}: {stack.status_reason}")
     if stack is None and job.action != DELETE:
         raise JobFailed(f"stack {name} disappeared from Heat")
-    record(job, stack if job.action != DELETE else None, etcd)
+    record(job, stack if job.action != DELETE else None, etcd, job_state)

@@ -1,7 +1,9 @@
 """What every job step shares: loading its job document, waiting, retrying, failing clearly.
 
-A step is a function ``(job, context) -> None`` registered with ``job_step(step)`` for one
-handler of esiprov.steps; the context (tasks.context) carries its settings, etcd and app.
+A step is a function ``(job, context, loaded) -> None`` registered with ``job_step(step, *also)``
+for one handler of esiprov.steps; the context (tasks.context) carries its settings, etcd and
+app, ``loaded`` what was read with the job in the same round trip (its attempt count, the
+entries of the keys ``also`` names).
 It raises ``NotYet`` to be called again after a short countdown (a stack still
 building, a referenced resource not complete): no worker slot is held meanwhile.
 Transient errors (esiprov.errors.Transient, the broker's) retry with exponential backoff;
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from celery import Task
@@ -24,12 +28,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from esiprov import keys, publish
 from esiprov.app import app
 from esiprov.broker import BROKER_ERRORS
-from esiprov.documents import IGNORE, Job, JobEntry
+from esiprov.documents import IGNORE, Job, JobEntry, JobId
 from esiprov.errors import Permanent, Transient
 from esiprov.reconcile import reconcile
 from esiprov.settings import Settings, current
 from esiprov.steps import Step
-from esiprov.store import Store, StoreError
+from esiprov.store import Compare, Entry, Store, StoreError
 from tasks.context import Context, context
 
 log = logging.getLogger(__name__)
@@ -82,9 +86,41 @@ def backoff(attempt: int, ceiling: float) -> float:
     return random.uniform(min(BACKOFF_MIN, ceiling), min(ceiling, BACKOFF_MIN * 2 ** attempt))
 
 
-def load_job(etcd: Store, job_id: str) -> Job | None:
-    found = etcd.value(keys.job(job_id))
-    return None if found is None else JobEntry.from_etcd(found).job
+@dataclass(frozen=True)
+class Loaded:
+    """What a step read with its job, in the same round trip: the job's attempt count (raised by each
+    requeue) and the entry of each of the step's ``also`` keys (None when absent), so the step reads
+    neither /jobs/all nor those keys again."""
+
+    attempts: int
+    also: list[Entry | None]
+
+
+def load_job(etcd: Store, job_id: str, also: Sequence[str] = ()) -> tuple[Job, Loaded] | None:
+    """The job and what came with it; one Range, or one transaction of reads with ``also``."""
+    if also:
+        entry, *others = etcd.get_many([keys.job(job_id), *also])
+    else:
+        entry, others = etcd.get(keys.job(job_id)), []
+    if entry is None:
+        return None
+    found = JobEntry.from_etcd(entry.value)
+    return found.job, Loaded(found.attempts, others)
+
+
+def job_state_of(job_id: str) -> str:
+    """The job_state key of a job's resource (its type and id are part of the job id)."""
+    return keys.job_state(*JobId.parse(job_id).resource)
+
+
+def merge_job_state(etcd: Store, job: Job, read: Entry | None, fields: dict[str, Any],
+                    extra: dict[str, Any]) -> None:
+    """Merge ``fields`` into the resource's job_state (and put ``extra``) in one transaction guarded on
+    the job_state ``read`` with the job; read again and merged only when it changed meanwhile."""
+    key = keys.job_state(job.resource_type, job.resource_id)
+    guard = Compare.unchanged(key, read.mod_revision) if read else Compare.absent(key)
+    if not etcd.commit([guard], {key: {**(read.value if read else {}), **fields}, **extra}):
+        etcd.update(key, lambda state: {**(state or {}), **fields}, extra=extra)
 
 
 def wait_for_dependencies(job: Job, etcd: Store) -> None:
@@ -110,24 +146,30 @@ def wait_for_dependencies(job: Job, etcd: Store) -> None:
         raise NotYet(f"waiting for {', '.join(waiting)}")
 
 
-def job_step(handler: Step) -> Callable[[Callable[[Job, Context], None]], Task]:
-    """Register ``run(job, context)`` as the Celery task of ``handler``.
+#: a step: its job, the worker's context, and what was read with the job
+StepRun = Callable[[Job, Context, Loaded], None]
+
+
+def job_step(handler: Step, *also: Callable[[str], str]) -> Callable[[StepRun], Task]:
+    """Register ``run(job, context, loaded)`` as the Celery task of ``handler``; the keys ``also(job id)``
+    are read with the job, in one round trip, and their entries handed over in ``loaded``.
 
     ``transient`` counts consecutive transient failures (polls do not count), so
     a long stack build does not use up the retries meant for a Heat outage.
     """
-    def register(run: Callable[[Job, Context], None]) -> Task:
+    def register(run: StepRun) -> Task:
         @app.task(name=handler.task_name, bind=True, max_retries=None)
         def step(task: Task, job_id: str, transient: int = 0) -> None:
             ctx = context()
             job = None
             try:
-                job = load_job(ctx.store, job_id)
-                if job is None:
+                found = load_job(ctx.store, job_id, [key(job_id) for key in also])
+                if found is None:
                     log.info("%s: job is gone (finished or superseded); nothing to do", job_id)
                     return
+                job, loaded = found
                 wait_for_dependencies(job, ctx.store)
-                run(job, ctx)
+                run(job, ctx, loaded)
             except NotYet as wait:
                 _wait(task, ctx, job, wait)
             except TRANSIENT as exc:

@@ -22,7 +22,7 @@ from esiprov.snmp import UP, SnmpProbe
 from esiprov.store import Store
 from esiprov.target_kinds import KINDS, kind_of
 from tasks.context import Context
-from tasks.job import JobFailed, job_step
+from tasks.job import JobFailed, Loaded, job_state_of, job_step, merge_job_state
 
 REGISTERED = "ACTIVE"
 
@@ -49,9 +49,10 @@ def probe(target: dict[str, Any], settings: Settings) -> str:
     return kind.register(SnmpProbe(settings), target)
 
 
-@job_step(steps.MONITORING_WORKER)
-def monitoring_worker(job: Job, ctx: Context) -> None:
-    """Register the target and record the first probe in job_state (or remove both on delete)."""
+@job_step(steps.MONITORING_WORKER, job_state_of)
+def monitoring_worker(job: Job, ctx: Context, loaded: Loaded) -> None:
+    """Register the target and record the first probe in job_state (or remove both on delete); the
+    job_state comes with the job, in one round trip."""
     etcd = ctx.store
     if job.action == DELETE:
         etcd.commit(deletes=[keys.target(job.resource_type, job.resource_id),
@@ -67,6 +68,5 @@ def monitoring_worker(job: Job, ctx: Context) -> None:
     record = cast(MonitoringTarget, {**target, "field": field, "status": status, "version": job.version,
                                      "registered_at": time.time(), "resource_type": job.resource_type,
                                      "resource_id": job.resource_id})
-    etcd.update(keys.job_state(job.resource_type, job.resource_id),
-                lambda state: {**(state or {}), "state_monitoring": {field: REGISTERED if status == UP else status}},
-                extra={keys.target(job.resource_type, job.resource_id): record})
+    merge_job_state(etcd, job, loaded.also[0], {"state_monitoring": {field: REGISTERED if status == UP else status}},
+                    {keys.target(job.resource_type, job.resource_id): record})

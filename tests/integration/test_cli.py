@@ -172,6 +172,37 @@ def test_a_port_that_failed_in_heat_is_found_inspected_requeued_and_completed(br
         assert re.search(row, side_by_side.stdout, re.M), (row, side_by_side.stdout)
 
 
+def hold_puts(store: Store, rid: str, after: int) -> list[dict[str, Any]]:
+    """The hold records written for the lab thing ``rid`` after revision ``after``, oldest first."""
+    return [change.entry.value for change in history(store, keys.hold(LAB, rid), after + 1) if change.entry is not None]
+
+
+def test_a_worker_holds_a_workflow_once_and_a_requeued_one_again(broker_pipeline, lab):
+    """The worker writes a workflow's hold as it receives its first step; the later steps it published
+    itself find it in place. A failure deletes the hold, and the requeued workflow, sent by the command
+    to the same worker (which remembers having held it), is held again."""
+    store, worker = lab, f"worker@{os.uname().nodename}"
+    put_lab_template(store, FIXED)
+    _, before = store.range(keys.HOLDS, keys_only=True)
+    done = str(uuid.uuid4())
+    put_config(store, LAB, {"id": done, "tenant_id": seed.TENANT_ID, "message": MESSAGE,
+                            "management_ip_address": SWITCH_A.ip}, 1)
+    assert wait_for_state(store, LAB, done, 1)["state"]["worker_state"] == "CREATE_COMPLETED"
+    assert [(hold["worker"], hold["task"].split(":")[:2]) for hold in hold_puts(store, done, before)] == \
+        [(worker, ["create", "heat_worker"])], "one hold for the heat step, the monitoring step and finalize"
+    assert store.get(keys.hold(LAB, done)) is None, "finalize deleted it"
+
+    put_lab_template(store, BROKEN)
+    rid, job_id = failed_thing(store)
+    assert store.get(keys.hold(LAB, rid)) is None, "the failure deleted it"
+    put_lab_template(store, FIXED)
+    _, requeued_at = store.range(keys.HOLDS, keys_only=True)
+    requeued = esiprov(broker_pipeline.env, "jobs", "requeue", job_id)
+    assert requeued.returncode == 0, requeued.stderr
+    wait_until(lambda: worker_state(store, rid) == "CREATE_COMPLETED", 60, f"{LAB} {rid} completed")
+    assert [(hold["worker"], hold["task"]) for hold in hold_puts(store, rid, requeued_at)] == [(worker, job_id)]
+
+
 # --- requeue refusals -----------------------------------------------------------------
 def test_requeue_refuses_unknown_jobs_with_3_and_jobs_that_did_not_fail_or_whose_resource_is_busy_with_1(
         broker_pipeline, lab):
