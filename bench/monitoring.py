@@ -46,12 +46,12 @@ def build_switches(count: int, ports: int) -> list[Switch]:
 
 
 def run_cycles(store: Store, probe: SnmpProbe, wire: WireCounter | None, count: int,
-               interval: float) -> list[poller.Summary]:
+               interval: float, on_traffic: poller.TrafficSink | None = None) -> list[poller.Summary]:
     summaries = []
     for _ in range(count):
         if wire:
             wire.take()
-        summary = poller.poll(store, probe)
+        summary = poller.poll(store, probe, on_traffic=on_traffic)
         pdus = wire.take() if wire else None
         report(summary, pdus, interval)
         summaries.append(summary)
@@ -102,11 +102,12 @@ def with_counters_pushed(store: Store, probe: SnmpProbe, influx: InfluxServer, i
 
 
 def with_logical_ports(args: argparse.Namespace, logs: Path) -> None:
-    """The same fleet again (own etcd and snmpsim) with a logical port on a unit of every port: the walk
-    per device covers both, so a cycle still costs one walk per device."""
+    """The same fleet again (own etcd, snmpsim and TSDB) with a logical port on a unit of every port, every
+    cycle pushing the counters: the walk per device covers both, so a cycle still costs one walk per device."""
     fleet = [Switch(s.ip, s.community, s.ports, units=tuple(f"{p}.1003" for p in s.ports))
              for s in build_switches(args.switches, args.ports)]
-    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches:
+    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches, \
+            InfluxServer(log_dir=logs) as influx:
         store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
         register_fleet(store, fleet)
         register_units(store, fleet)
@@ -114,11 +115,16 @@ def with_logical_ports(args: argparse.Namespace, logs: Path) -> None:
                                    snmp_timeout=args.snmp_timeout))
         wire = wire_counter(switches.port)
         units = sum(len(s.units) for s in fleet)
-        print(f"with {units} logical ports (snmp_ports, one unit per port, counters read in the same walk) beside "
-              f"the {units} physical ports:", flush=True)
-        times = [s.seconds for s in run_cycles(store, probe, wire, args.cycles, args.interval)]
-        print(f"  cycle time with logical ports: median {statistics.median(times):.3f} s, max {max(times):.3f} s",
-              flush=True)
+        pusher = tsdb.Pusher(tsdb.TsdbClient(influx.opentsdb_url), deadline=args.interval / 2)
+        print(f"with {units} logical ports (snmp_ports, one unit per port) beside the {units} physical ports, "
+              f"every cycle's counters pushed to the TSDB:", flush=True)
+        summaries = run_cycles(store, probe, wire, args.cycles, args.interval, pusher.submit)
+        pusher.wait_idle(args.interval)
+        times = [s.seconds for s in summaries]
+        push = pusher.last or tsdb.PushReport(0, 0, 0.0, "no push")
+        print(f"  cycle time with logical ports and counters: median {statistics.median(times):.3f} s, max "
+              f"{max(times):.3f} s; the last push: {push.points} datapoints in {push.requests} requests, "
+              f"{push.seconds:.3f} s", flush=True)
         store.close()
 
 
