@@ -101,13 +101,23 @@ def with_counters_pushed(store: Store, probe: SnmpProbe, influx: InfluxServer, i
           f"{push.seconds:.3f} s, {count()} stored{'' if push.error is None else ', ' + push.error}", flush=True)
 
 
+def start_emulators(stack: ExitStack, fleet: list[Switch], args: argparse.Namespace, logs: Path) -> dict[str, Switches]:
+    """The fleet split over ``args.emulators`` snmpsim processes sharing one UDP port: {switch ip: its emulator}."""
+    start_timeout = args.start_timeout or max(30.0, float(len(fleet)) / args.emulators)
+    groups = [fleet[n::args.emulators] for n in range(args.emulators)]
+    first = stack.enter_context(Switches(groups[0], log_dir=logs).start(start_timeout))
+    others = [stack.enter_context(Switches(group, log_dir=logs, port=first.port).start(start_timeout))
+              for group in groups[1:]]
+    return {ip: emulator for emulator in (first, *others) for ip in emulator.switches}
+
+
 def with_logical_ports(args: argparse.Namespace, logs: Path) -> None:
     """The same fleet again (own etcd, snmpsim and TSDB) with a logical port on a unit of every port, every
     cycle pushing the counters: the walk per device covers both, so a cycle still costs one walk per device."""
     fleet = [Switch(s.ip, s.community, s.ports, units=tuple(f"{p}.1003" for p in s.ports))
              for s in build_switches(args.switches, args.ports)]
-    with EtcdServer(log_dir=logs) as etcd, Switches(fleet, log_dir=logs) as switches, \
-            InfluxServer(log_dir=logs) as influx:
+    with EtcdServer(log_dir=logs) as etcd, ExitStack() as emulators, InfluxServer(log_dir=logs) as influx:
+        switches = start_emulators(emulators, fleet, args, logs)[fleet[0].ip]
         store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
         register_fleet(store, fleet)
         register_units(store, fleet)
@@ -158,13 +168,9 @@ def main() -> None:
     print(f"monitoring: {args.switches} switches x {args.ports} ports = {args.switches * args.ports} ports, "
           f"{poller.WORKERS} devices at once, SNMP timeout {args.snmp_timeout:g} s (logs: {logs})", flush=True)
     started = time.monotonic()
-    start_timeout = args.start_timeout or max(30.0, float(args.switches) / args.emulators)
     with EtcdServer(log_dir=logs) as etcd, ExitStack() as emulators, InfluxServer(log_dir=logs) as influx:
-        groups = [fleet[n::args.emulators] for n in range(args.emulators)]
-        switches = emulators.enter_context(Switches(groups[0], log_dir=logs).start(start_timeout))
-        others = [emulators.enter_context(Switches(group, log_dir=logs, port=switches.port).start(start_timeout))
-                  for group in groups[1:]]
-        owner = {ip: emulator for emulator in (switches, *others) for ip in emulator.switches}
+        owner = start_emulators(emulators, fleet, args, logs)
+        switches = owner[fleet[0].ip]
         print(f"  etcd, InfluxDB and {args.emulators} snmpsim process(es) with {len(fleet)} agents up in "
               f"{time.monotonic() - started:.1f} s", flush=True)
         store = Store.connect(from_env({"ESIPROV_ETCD_ENDPOINTS": etcd.endpoint}))
