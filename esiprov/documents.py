@@ -169,6 +169,15 @@ def resource_of_task(task_id: str) -> tuple[str, str] | None:
     return None if job is None else job.resource
 
 
+def workflow_of_task(task_id: str) -> str | None:
+    """The workflow name (``<type>:<id>:<version>``) of a job's or finalize's task id; None for other tasks."""
+    parts = task_id.split(":")
+    if len(parts) == 4 and parts[0] == FINALIZE:
+        return ":".join(parts[1:])
+    job = JobId.of(task_id)
+    return None if job is None else job.job_name
+
+
 # --- /jobs/all ------------------------------------------------------------------------------------
 
 #: ``Job.on_failure``: a failed job ends its workflow; an ignored one lets its chain go on

@@ -40,7 +40,7 @@ from typing import Any
 from celery import current_task, signals
 
 from esiprov import keys
-from esiprov.documents import FINALIZE, HoldRecord, JobId, resource_of_task
+from esiprov.documents import FINALIZE, HoldRecord, resource_of_task, workflow_of_task
 from esiprov.settings import current
 from esiprov.store import Store, StoreError
 
@@ -54,15 +54,6 @@ FROM = "esiprov_from"
 ME = uuid.uuid4().hex
 #: workflows a worker remembers holding; one forgotten costs a write, never a lost hold
 MAX_REMEMBERED = 10_000
-
-
-def workflow_of(task_id: str) -> str | None:
-    """The workflow name ``<type>:<id>:<version>`` of a job's or finalize's task id; None for other tasks."""
-    parts = task_id.split(":")
-    if len(parts) == 4 and parts[0] == FINALIZE:
-        return ":".join(parts[1:])
-    job = JobId.of(task_id)
-    return None if job is None else job.job_name
 
 
 class Holder:
@@ -188,7 +179,7 @@ def _worker_holder(name: str) -> Holder:
 
 def _received(sender: Any, request: Any, **_: Any) -> None:
     """Celery's task_received, in the process that consumes (before the task runs or its countdown waits)."""
-    found, workflow = resource_of_task(request.id), workflow_of(request.id)
+    found, workflow = resource_of_task(request.id), workflow_of_task(request.id)
     if found is None or workflow is None:
         return
     holder = _worker_holder(sender.hostname)
@@ -201,8 +192,8 @@ def _publishing(headers: dict[str, Any], **_: Any) -> None:
     """Celery's before_task_publish: mark a step this worker publishes while it runs a step of the
     same workflow (its chain's next step, a countdown re-check); clear any other mark."""
     running = current_task.request.id if current_task else None
-    if running is not None and workflow_of(running) is not None \
-            and workflow_of(running) == workflow_of(str(headers.get("id", ""))):
+    if running is not None and workflow_of_task(running) is not None \
+            and workflow_of_task(running) == workflow_of_task(str(headers.get("id", ""))):
         headers[FROM] = ME
     else:
         headers.pop(FROM, None)

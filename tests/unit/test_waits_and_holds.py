@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from esiprov.documents import finalize_task_id, resource_of_task
+from esiprov.documents import finalize_task_id, resource_of_task, workflow_of_task
 from esiprov.settings import Settings
 from tasks.job import polling
 
@@ -16,6 +16,13 @@ from tasks.job import polling
 ])
 def test_a_worker_holds_the_resource_named_in_a_step_or_finalize_task_id_and_nothing_else(task_id, resource):
     assert resource_of_task(task_id) == resource
+
+
+def test_a_step_and_the_finalize_of_one_workflow_name_the_same_workflow():
+    step = "create:heat_worker:ese_physical_port:5b2dee2e-7420:3:abcde"
+    assert workflow_of_task(step) == workflow_of_task(finalize_task_id("ese_physical_port:5b2dee2e-7420:3")) \
+        == "ese_physical_port:5b2dee2e-7420:3"
+    assert workflow_of_task("celery.chord_unlock") is None
 
 
 def test_waits_that_do_not_set_their_pace_grow_by_half_each_time_up_to_the_ceiling():
