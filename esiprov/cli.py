@@ -162,7 +162,8 @@ def cmd_templates_list(args: argparse.Namespace) -> int:
     store = _store()
     rows = []
     for entry in store.range(keys.TEMPLATES)[0]:
-        name = entry.key[len(keys.TEMPLATES):]
+        if (name := keys.template_name_of(entry.key)) is None:
+            continue  # not a template's own key
         rows.append({"name": name, "handler": templates.read(store, name).handler,
                      "version": entry.value.get("version")})
     print_json(rows) if args.json else table(rows, ["name", "handler", "version"])

@@ -340,10 +340,6 @@ def save(store: Store, schema: Schema, found: list[Template]) -> None:
     store.commit(puts=puts)
 
 
-def read_schema(store: Store) -> Schema:
-    return _schema_of(store.get(keys.SCHEMA))
-
-
 def read(store: Store, name: str) -> Template:
     return _template_of(name, store.get(keys.template(name)))
 
