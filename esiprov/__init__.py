@@ -32,8 +32,9 @@ permanent (errors).
 
 The layers (lower ones never import higher ones, the library never imports
 ``tasks`` or ``esiprov.devenv``) are a contract that ``lint-imports`` checks, in
-setup.cfg: errors -> settings, keys, mappings, steps -> store, documents ->
-templates, publish, leader, heat, snmp, broker -> planner, target_kinds ->
-dispatch, poller -> reconcile, requeue, jobstatus, recovery, holds -> watcher,
-app -> cli.
+setup.cfg, bottom to top: errors -> settings, keys, mappings, ifindex, output,
+steps, damping, task_events -> store, documents -> templates, publish, leader,
+heat, snmp, broker, fleet, tsdb -> planner, target_kinds -> dispatch, poller,
+follow -> reconcile, requeue, jobstatus, recovery, holds, health, logs ->
+watcher, app, resources, completion -> metrics -> cli.
 """

@@ -12,15 +12,20 @@ monitoring_worker) and ``hold_ended`` (written with the first positive status).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
+
+from esiprov.errors import Permanent
+
+log = logging.getLogger(__name__)
 
 #: the target fields: its hold options (from the template), when it was registered, whether a
 #: positive status ended the hold, and whether a status is waiting to be written (finalize withheld it)
 HOLD_OPTIONS, REGISTERED_AT, HOLD_ENDED, WITHHELD = "hold_options", "registered_at", "hold_ended", "withheld"
 
 
-class BadHoldOptions(ValueError):
+class BadHoldOptions(Permanent, ValueError):
     """hold_options that cannot be applied; the message says why."""
 
 
@@ -44,11 +49,18 @@ class Hold:
 
 
 def hold_of(target: Mapping[str, Any]) -> Hold | None:
-    """The target's hold; None when it has none (or a positive status ended it)."""
+    """The target's hold; None when it has none, a positive status ended it, or its options are
+    malformed (logged: monitoring_worker refuses such a template, so only a target written by hand
+    has them, and one target must not stop a poll cycle or a finalize)."""
     options = target.get(HOLD_OPTIONS)
     if options is None or target.get(HOLD_ENDED):
         return None
-    return Hold.parse(options)
+    try:
+        return Hold.parse(options)
+    except BadHoldOptions as exc:
+        log.warning("%s %s: %s; its statuses are written as if it had no hold",
+                    target.get("resource_type"), target.get("resource_id"), exc)
+        return None
 
 
 def writable(target: Mapping[str, Any], status: str, now: float) -> bool:

@@ -328,7 +328,7 @@ class JobState(TypedDict, total=False):
 
 class MonitoringTarget(TypedDict, total=False):
     """A registered monitoring target: the rendered template's target (``type`` is a target kind of
-    esiprov.kinds, with that kind's address and interface fields), plus what esiprov adds."""
+    esiprov.target_kinds, with that kind's address and interface fields), plus what esiprov adds."""
 
     type: str
     community_name: str

@@ -183,9 +183,11 @@ def planned_writes(target: Target, status: str, address: str, monitoring: Any, v
     record, shown = damping.decide({**target.record, "status": status, target.kind.address_field: address},
                                    status, now)
     new_record = record if record != target.record else None
-    exists = isinstance(monitoring, dict)
-    if not shown or (exists and monitoring.get(target.field) == status) or \
-            (not exists and not target.record.get(damping.WITHHELD)):
+    exists, withheld = isinstance(monitoring, dict), bool(target.record.get(damping.WITHHELD))
+    # a status finalize withheld is written once the hold lets it through: /monitoring is created, or
+    # (a modify) brought to the target's version even if the status is the same
+    current = exists and monitoring.get(target.field) == status and not withheld
+    if not shown or current or (not exists and not withheld):
         return new_record, None
     return new_record, monitoring_document(version, target.field, status)
 
@@ -238,7 +240,8 @@ def read_snapshot(store: Store) -> Snapshot:
 def read_device(probe: SnmpProbe, device: Device, counters: bool = False) -> Reading:
     """What the targets' kinds read, in one SNMP operation: the interface walk, with sysUpTime in its
     first request when a kind reads that too (and the octet counters when ``counters``), or sysUpTime
-    alone. A 48-port switch costs one request or two on snmpsim; a dead device one timeout."""
+    alone. A 48-port switch costs one request or two on snmpsim without counters (four columns: about
+    four); a dead device one timeout."""
     uptime, ports, octets = None, None, None
     try:
         if device.reads(INTERFACES):

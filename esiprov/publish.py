@@ -33,24 +33,34 @@ def compose_state(job_state: JobState, final: str) -> dict[str, str]:
     return state
 
 
+def _unchanged(key: str, entry: Entry | None) -> Any:
+    """A guard that ``key`` is still as read (``entry``; None: absent)."""
+    return Compare.unchanged(key, entry.mod_revision) if entry else Compare.absent(key)
+
+
+def _newer(rtype: str, rid: str, state: Entry | None, version: int) -> bool:
+    """Whether /state (as read) is already at a version newer than ``version`` (then it is not written)."""
+    if state is not None and isinstance(state.value, dict) and state.value.get("version", 0) > version:
+        log.warning("%s %s: /state already at version %s; not writing version %s",
+                    rtype, rid, state.value["version"], version)
+        return True
+    return False
+
+
 def _write_state(store: Store, rtype: str, rid: str, version: int, document: StateDocument,
-                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: Sequence[str] = (),
-                 guards: Sequence[Any] = ()) -> bool:
+                 current: Entry | None, puts: dict[str, Any] | None = None, deletes: Sequence[str] = ()) -> bool:
     """Put /state (plus ``puts``/``deletes``) unless a /state of a newer version is already there.
 
     ``current``: /state as the caller read it (with its other reads, in one round trip); it is
-    read again only when another writer got in between. ``guards``: more conditions of the write.
+    read again only when another writer got in between.
     """
     key = keys.state(rtype, rid)
     for attempt in range(3):
         if attempt:
             current = store.get(key)
-        if current is not None and isinstance(current.value, dict) and current.value.get("version", 0) > version:
-            log.warning("%s %s: /state already at version %s; not writing version %s",
-                        rtype, rid, current.value["version"], version)
+        if _newer(rtype, rid, current, version):
             return False
-        guard = Compare.unchanged(key, current.mod_revision) if current else Compare.absent(key)
-        if store.commit([guard, *guards], {key: document, **(puts or {})}, list(deletes)):
+        if store.commit([_unchanged(key, current)], {key: document, **(puts or {})}, list(deletes)):
             return True
     return False
 
@@ -68,12 +78,14 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> Finalized:
 
     The config is read with the rest and, when it is still at this version, the write is guarded on
     it: a config put after the read fails the guard and the write is made again without it (then
-    ``current`` is False), so a newer version is never missed, at no extra round trip otherwise.
+    ``current`` is False), so a newer version is never missed, at no extra round trip otherwise. The
+    monitoring target is guarded too: a poll cycle that rewrote it meanwhile (its status, its hold)
+    makes finalize decide /monitoring again from what the cycle wrote.
     """
     found = store.get_many([keys.workflow(rtype, rid), keys.job_state(rtype, rid), keys.target(rtype, rid),
                             keys.applied_config(rtype, rid), keys.state(rtype, rid), keys.config(rtype, rid)])
-    workflow, state, target, applied = (entry.value if entry else None for entry in found[:4])
-    workflow, job_state = workflow or {}, cast(JobState, state or {})
+    workflow, steps_found, _, applied = (entry.value if entry else None for entry in found[:4])
+    workflow, job_state = workflow or {}, cast(JobState, steps_found or {})
     if workflow.get("version") != version:
         log.info("%s %s: no workflow for version %s to finalize", rtype, rid, version)
         return Finalized(False)
@@ -84,20 +96,33 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> Finalized:
     # a failure record here is an ignored job's (a failed one stops the chain before finalize): it ends with its job
     deletes += [key for job_id in workflow.get("jobs", [])
                 for key in (keys.job(job_id), keys.heat_op(job_id), keys.failure(job_id))]
-    if isinstance(target, dict) and target.get("version") == version:
-        record, shown = damping.decide(target, target["status"], time.time())
-        if shown:
-            puts[keys.monitoring(rtype, rid)] = monitoring_document(version, target["field"], target["status"])
-        if record != target:
-            puts[keys.target(rtype, rid)] = record
     if workflow["action"] == "logical_delete":
         puts[keys.applied_config(rtype, rid)] = {**(applied or {}), "deleted": True}
-    config = found[5]
-    if config is not None and envelope_version(config.value) == version and _write_state(
-            store, rtype, rid, version, document, found[4], puts, deletes,
-            [Compare.unchanged(config.key, config.mod_revision)]):
-        return Finalized(True, current=True)
-    return Finalized(_write_state(store, rtype, rid, version, document, found[4], puts, deletes))
+    state_key, target_key, config_key = keys.state(rtype, rid), keys.target(rtype, rid), keys.config(rtype, rid)
+    state, target_entry, config = found[4], found[2], found[5]
+    for _ in range(3):
+        if _newer(rtype, rid, state, version):
+            return Finalized(False)
+        current = config is not None and envelope_version(config.value) == version
+        guards = [_unchanged(state_key, state), _unchanged(target_key, target_entry)]
+        guards += [_unchanged(config_key, config)] if current else []
+        writes = {state_key: document, **puts, **_monitoring_puts(rtype, rid, version, target_entry)}
+        if store.commit(guards, writes, deletes):
+            return Finalized(True, current=current)
+        state, target_entry, config = store.get_many([state_key, target_key, config_key])
+    return Finalized(False)
+
+
+def _monitoring_puts(rtype: str, rid: str, version: int, target: Entry | None) -> dict[str, Any]:
+    """The first /monitoring of ``version`` (as the target's hold allows) and the target as it then is."""
+    record = target.value if target is not None else None
+    if not isinstance(record, dict) or record.get("version") != version:
+        return {}
+    decided, shown = damping.decide(record, record["status"], time.time())
+    puts: dict[str, Any] = {keys.target(rtype, rid): decided} if decided != record else {}
+    if shown:
+        puts[keys.monitoring(rtype, rid)] = monitoring_document(version, record["field"], record["status"])
+    return puts
 
 
 def fail(store: Store, rtype: str, rid: str, version: int, action: str, error: str,

@@ -41,7 +41,7 @@ IF_HC_IN_OCTETS = "1.3.6.1.2.1.31.1.1.1.6"
 IF_HC_OUT_OCTETS = "1.3.6.1.2.1.31.1.1.1.10"
 #: the counter columns a walk reads, by traffic direction (the TSDB's ``direction`` tag)
 OCTET_COLUMNS = {IF_HC_IN_OCTETS: "in", IF_HC_OUT_OCTETS: "out"}
-#: every column of a port walk, in one GETBULK
+#: the columns every port walk reads (the counters join them when a TSDB takes them), side by side
 STATUS_COLUMNS = [IF_NAME, IF_OPER_STATUS]
 #: rows per GETBULK: a 48-port switch answers every column in 2 round trips (the rows, then their end)
 WALK_ROWS = 50

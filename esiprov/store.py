@@ -306,8 +306,8 @@ class _Windows:
     is a difference of such numbers. The first window is the whole range (etcd's answer says how
     many keys it holds); after that each window is as wide as the last answer suggests: the width
     the last page of keys spanned, or the last window's width scaled by how far its count was from
-    the aim. An empty window grows ``GROWTH`` times, and each further empty one squares the
-    growth: the gap between two types of keys (or two runs of names) may be 2^100 times wider
+    the aim. The window after an empty one is ``GROWTH`` squared times wider, and each further
+    empty one squares that growth again: the gap between two types of keys (or two runs of names) may be 2^100 times wider
     than a window over UUIDs, and is crossed in a few requests, each walking nothing.
     Estimates only size the windows: every window starts where the last answer ended, so no key
     is skipped or read twice whatever the keys look like.
@@ -316,7 +316,7 @@ class _Windows:
     #: bytes past the scan's start that place a key: longer keys share a place with their head,
     #: which only makes their windows wider than aimed
     PLACE_BYTES = 128
-    #: how many times an empty window grows (the first time; squared each following time)
+    #: an empty window's growth is this squared, then squared again for each further empty window
     GROWTH = 8
 
     def __init__(self, start: bytes, end: bytes, page: int) -> None:

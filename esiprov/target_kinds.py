@@ -1,7 +1,7 @@
 """Monitoring target kinds: what each kind of target asks its device, and how its status follows.
 
 A monitoring template renders a target whose ``type`` names its kind (``switch``,
-``physical_port``), with the kind's address field and, for an interface, its
+``physical_port``, ``snmp_ports``), with the kind's address field and, for an interface, its
 name field. monitoring_worker probes a new target once (``Kind.register``); the
 poller groups targets per device, asks each device once for what its targets'
 kinds read (``reads``: sysUpTime, or the interface walk) and derives every

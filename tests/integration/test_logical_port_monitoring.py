@@ -47,19 +47,21 @@ def unit_down(switches: Switches) -> Iterator[None]:
 
 
 def register(etcd: Store, status: str, if_name: str = UNIT, hold: dict[str, Any] | None = None,
-             registered_at: float | None = None) -> str:
-    """A logical port's config, its in-flight create workflow and its target as monitoring_worker wrote it."""
-    rid = str(uuid.uuid4())
+             registered_at: float | None = None, rid: str | None = None, version: int = 1) -> str:
+    """A logical port's config, its in-flight workflow (a create, or a modify past version 1) and its
+    target as monitoring_worker wrote it."""
+    rid = rid or str(uuid.uuid4())
     target: dict[str, Any] = {
         "type": "snmp_ports", "community_name": COMMUNITY_TOKEN, "device_ip": SWITCH_B.ip, "if_name": if_name,
-        "field": "logical_port", "status": status, "version": 1, "resource_type": RTYPE, "resource_id": rid,
+        "field": "logical_port", "status": status, "version": version, "resource_type": RTYPE, "resource_id": rid,
         "registered_at": time.time() if registered_at is None else registered_at}
     if hold is not None:
         target["hold_options"] = hold
-    for stale in (poller.LAST_CYCLE, *[e.key for e in etcd.range(keys.TARGETS)[0]]):
-        etcd.delete(stale)  # each test polls its own target only
-    etcd.commit(puts={keys.config(RTYPE, rid): envelope({"id": rid, "name": if_name}, 1),
-                      keys.workflow(RTYPE, rid): workflow_record(1, "create", []),
+    if version == 1:
+        for stale in (poller.LAST_CYCLE, *[e.key for e in etcd.range(keys.TARGETS)[0]]):
+            etcd.delete(stale)  # each test polls its own target only
+    etcd.commit(puts={keys.config(RTYPE, rid): envelope({"id": rid, "name": if_name}, version),
+                      keys.workflow(RTYPE, rid): workflow_record(version, "create" if version == 1 else "modify", []),
                       keys.target(RTYPE, rid): target})
     return rid
 
@@ -71,7 +73,7 @@ def shown(etcd: Store, rid: str) -> Any:
 def test_a_logical_unit_is_polled_by_its_name_in_its_devices_one_walk(etcd: Store, probe: SnmpProbe,
                                                                       unit_down: None) -> None:
     rid = register(etcd, UP)
-    assert publish.finalize(etcd, RTYPE, rid, 1)
+    assert publish.finalize(etcd, RTYPE, rid, 1).published
     assert shown(etcd, rid) == {"version": 1, "logical_port": UP}
     summary = poller.poll(etcd, probe)
     assert shown(etcd, rid) == {"version": 1, "logical_port": DOWN}
@@ -88,7 +90,7 @@ def test_a_unit_the_switch_does_not_have_is_FAIL(etcd: Store, probe: SnmpProbe) 
 def test_a_status_the_hold_withholds_stays_out_of_monitoring_until_a_positive_one_comes(
         etcd: Store, probe: SnmpProbe, switches: Switches, unit_down: None) -> None:
     rid = register(etcd, DOWN, hold={"positive_status": [UP], "time_seconds": 3600})
-    assert publish.finalize(etcd, RTYPE, rid, 1)
+    assert publish.finalize(etcd, RTYPE, rid, 1).published
     assert etcd.value(keys.state(RTYPE, rid))["state"]["worker_state"] == "CREATE_COMPLETED"
     assert shown(etcd, rid) is None and etcd.value(keys.target(RTYPE, rid))[damping.WITHHELD] is True
     poller.poll(etcd, probe)
@@ -105,7 +107,7 @@ def test_a_status_the_hold_withholds_stays_out_of_monitoring_until_a_positive_on
 
 def test_a_positive_status_at_registration_is_published_by_finalize_and_ends_the_hold(etcd: Store) -> None:
     rid = register(etcd, UP, hold={"positive_status": [UP, DOWN], "time_seconds": 30})
-    assert publish.finalize(etcd, RTYPE, rid, 1)
+    assert publish.finalize(etcd, RTYPE, rid, 1).published
     assert shown(etcd, rid) == {"version": 1, "logical_port": UP}
     assert etcd.value(keys.target(RTYPE, rid))[damping.HOLD_ENDED] is True
 
@@ -120,3 +122,17 @@ def test_once_the_window_has_passed_a_withheld_status_is_written_by_the_next_cyc
     etcd.put(target.key, {**target.value, "registered_at": time.time() - 31})  # the window has passed
     poller.poll(etcd, probe)
     assert shown(etcd, rid) == {"version": 1, "logical_port": FAIL}
+
+
+def test_a_modify_whose_first_status_is_withheld_brings_monitoring_to_its_version_once_the_hold_allows(
+        etcd: Store, probe: SnmpProbe, switches: Switches, unit_down: None) -> None:
+    rid = register(etcd, UP)
+    assert publish.finalize(etcd, RTYPE, rid, 1).published
+    # version 2, registered while the unit is down, by a template whose hold waits for UP
+    register(etcd, DOWN, hold={"positive_status": [UP], "time_seconds": 3600}, rid=rid, version=2)
+    assert publish.finalize(etcd, RTYPE, rid, 2).published
+    assert shown(etcd, rid) == {"version": 1, "logical_port": UP}, "withheld: the previous value stays"
+    etcd.delete(poller.LAST_CYCLE)
+    switches.set_port(SWITCH_B.ip, UNIT, up=True)
+    poller.poll(etcd, probe)
+    assert shown(etcd, rid) == {"version": 2, "logical_port": UP}

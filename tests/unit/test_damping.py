@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from esiprov.damping import HOLD_ENDED, WITHHELD, BadHoldOptions, decide, writable
+from esiprov.damping import HOLD_ENDED, WITHHELD, BadHoldOptions, Hold, decide, writable
 from esiprov.snmp import DOWN, FAIL, UP
 
 REGISTERED = 1_000.0
@@ -40,4 +40,9 @@ def test_a_target_without_hold_options_writes_every_status() -> None:
                                      {"positive_status": [UP], "time_seconds": "30"}, {"positive_status": UP}])
 def test_malformed_hold_options_are_refused_naming_what_is_wrong(options: object) -> None:
     with pytest.raises(BadHoldOptions, match="hold_options"):
-        decide(target(hold_options=options), UP, REGISTERED)
+        Hold.parse(options)
+
+
+def test_a_stored_target_with_malformed_hold_options_is_written_as_if_it_had_no_hold() -> None:
+    record, shown = decide(target(hold_options={"positive_status": "UP"}), FAIL, REGISTERED)
+    assert shown and WITHHELD not in record
