@@ -272,8 +272,7 @@ def write_status(store: Store, target: Target, status: str, address: str, snapsh
     puts = {target.key: record} if record else {}
     old = None
     if document:
-        guards.append(Compare.unchanged(monitoring_key, current.mod_revision) if current
-                      else Compare.absent(monitoring_key))
+        guards.append(Compare.as_read(monitoring_key, current))
         puts[monitoring_key] = document
         old = str(current.value.get(target.field)) if current else "absent (withheld)"
     if puts and not store.commit(guards, puts):

@@ -33,11 +33,6 @@ def compose_state(job_state: JobState, final: str) -> dict[str, str]:
     return state
 
 
-def _unchanged(key: str, entry: Entry | None) -> Any:
-    """A guard that ``key`` is still as read (``entry``; None: absent)."""
-    return Compare.unchanged(key, entry.mod_revision) if entry else Compare.absent(key)
-
-
 def _newer(rtype: str, rid: str, state: Entry | None, version: int) -> bool:
     """Whether /state (as read) is already at a version newer than ``version`` (then it is not written)."""
     if state is not None and isinstance(state.value, dict) and state.value.get("version", 0) > version:
@@ -60,7 +55,7 @@ def _write_state(store: Store, rtype: str, rid: str, version: int, document: Sta
             current = store.get(key)
         if _newer(rtype, rid, current, version):
             return False
-        if store.commit([_unchanged(key, current)], {key: document, **(puts or {})}, list(deletes)):
+        if store.commit([Compare.as_read(key, current)], {key: document, **(puts or {})}, list(deletes)):
             return True
     return False
 
@@ -104,8 +99,8 @@ def finalize(store: Store, rtype: str, rid: str, version: int) -> Finalized:
         if _newer(rtype, rid, state, version):
             return Finalized(False)
         current = config is not None and envelope_version(config.value) == version
-        guards = [_unchanged(state_key, state), _unchanged(target_key, target_entry)]
-        guards += [_unchanged(config_key, config)] if current else []
+        guards = [Compare.as_read(state_key, state), Compare.as_read(target_key, target_entry)]
+        guards += [Compare.as_read(config_key, config)] if current else []
         writes = {state_key: document, **puts, **_monitoring_puts(rtype, rid, version, target_entry)}
         if store.commit(guards, writes, deletes):
             return Finalized(True, current=current)

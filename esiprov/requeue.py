@@ -79,7 +79,7 @@ def failed_job_ids(store: Store, rtype: str | None = None) -> list[str]:
 def _guard(store: Store, key: str) -> tuple[Entry | None, Any]:
     """The key's entry now and a transaction guard that it stays so."""
     entry = store.get(key)
-    return entry, Compare.unchanged(key, entry.mod_revision) if entry else Compare.absent(key)
+    return entry, Compare.as_read(key, entry)
 
 
 def _resource_guards(store: Store, job: Job) -> list[Any]:

@@ -84,6 +84,11 @@ class Compare:
         """The key still has ``mod_revision`` (0 meaning: still absent)."""
         return pyetcd.transactions.Mod(key) == mod_revision
 
+    @staticmethod
+    def as_read(key: str, entry: Entry | None) -> Any:
+        """The key is still as it was read: ``entry``, or absent when the read found nothing."""
+        return Compare.unchanged(key, entry.mod_revision) if entry else Compare.absent(key)
+
 
 def etcd_client(settings: Settings) -> pyetcd.MultiEndpointEtcd3Client:
     """A client of ``settings.etcd_endpoints`` over TLS when configured; it has not dialled yet."""
@@ -278,7 +283,7 @@ class Store:
         for _ in range(CAS_ATTEMPTS):
             entry = self.get(key)
             new = change(None if entry is None else entry.value)
-            guard = Compare.unchanged(key, entry.mod_revision) if entry else Compare.absent(key)
+            guard = Compare.as_read(key, entry)
             if self.commit([guard], {key: new, **(extra or {})}):
                 return new
         raise StoreError(f"etcd at {self.where}: {key} kept changing; gave up after {CAS_ATTEMPTS} tries")

@@ -118,8 +118,7 @@ def merge_job_state(etcd: Store, job: Job, read: Entry | None, fields: dict[str,
     """Merge ``fields`` into the resource's job_state (and put ``extra``) in one transaction guarded on
     the job_state ``read`` with the job; read again and merged only when it changed meanwhile."""
     key = keys.job_state(job.resource_type, job.resource_id)
-    guard = Compare.unchanged(key, read.mod_revision) if read else Compare.absent(key)
-    if not etcd.commit([guard], {key: {**(read.value if read else {}), **fields}, **extra}):
+    if not etcd.commit([Compare.as_read(key, read)], {key: {**(read.value if read else {}), **fields}, **extra}):
         etcd.update(key, lambda state: {**(state or {}), **fields}, extra=extra)
 
 
