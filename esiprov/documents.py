@@ -160,22 +160,25 @@ def finalize_task_id(job_name: str) -> str:
     return f"{FINALIZE}:{job_name}"
 
 
-def resource_of_task(task_id: str) -> tuple[str, str] | None:
-    """(type, id) of the resource a workflow task (a job or a finalize) works on; None for other tasks."""
+def workflow_task(task_id: str) -> tuple[str, str, str] | None:
+    """(type, id, version) of the workflow a task (a job or a finalize) belongs to; None for other tasks."""
     parts = task_id.split(":")
     if len(parts) == 4 and parts[0] == FINALIZE:
-        return parts[1], parts[2]
+        return parts[1], parts[2], parts[3]
     job = JobId.of(task_id)
-    return None if job is None else job.resource
+    return None if job is None else (job.rtype, job.rid, str(job.version))
+
+
+def resource_of_task(task_id: str) -> tuple[str, str] | None:
+    """(type, id) of the resource a workflow task works on; None for other tasks."""
+    found = workflow_task(task_id)
+    return None if found is None else (found[0], found[1])
 
 
 def workflow_of_task(task_id: str) -> str | None:
     """The workflow name (``<type>:<id>:<version>``) of a job's or finalize's task id; None for other tasks."""
-    parts = task_id.split(":")
-    if len(parts) == 4 and parts[0] == FINALIZE:
-        return ":".join(parts[1:])
-    job = JobId.of(task_id)
-    return None if job is None else job.job_name
+    found = workflow_task(task_id)
+    return None if found is None else ":".join(found)
 
 
 # --- /jobs/all ------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from typing import Any
 from celery import current_task, signals
 
 from esiprov import keys
-from esiprov.documents import FINALIZE, HoldRecord, resource_of_task, workflow_of_task
+from esiprov.documents import FINALIZE, HoldRecord, workflow_of_task, workflow_task
 from esiprov.settings import current
 from esiprov.store import Store, StoreError
 
@@ -179,21 +179,21 @@ def _worker_holder(name: str) -> Holder:
 
 def _received(sender: Any, request: Any, **_: Any) -> None:
     """Celery's task_received, in the process that consumes (before the task runs or its countdown waits)."""
-    found, workflow = resource_of_task(request.id), workflow_of_task(request.id)
-    if found is None or workflow is None:
+    found = workflow_task(request.id)
+    if found is None:
         return
+    rtype, rid = found[0], found[1]
     holder = _worker_holder(sender.hostname)
-    holder.hold(*found, request.id, workflow, continued=request.request_dict.get(FROM) == ME)
+    holder.hold(rtype, rid, request.id, ":".join(found), continued=request.request_dict.get(FROM) == ME)
     if request.id.startswith(f"{FINALIZE}:"):
-        holder.release(*found)
+        holder.release(rtype, rid)
 
 
 def _publishing(headers: dict[str, Any], **_: Any) -> None:
     """Celery's before_task_publish: mark a step this worker publishes while it runs a step of the
     same workflow (its chain's next step, a countdown re-check); clear any other mark."""
-    running = current_task.request.id if current_task else None
-    if running is not None and workflow_of_task(running) is not None \
-            and workflow_of_task(running) == workflow_of_task(str(headers.get("id", ""))):
+    running = workflow_of_task(current_task.request.id or "") if current_task else None
+    if running is not None and running == workflow_of_task(str(headers.get("id", ""))):
         headers[FROM] = ME
     else:
         headers.pop(FROM, None)
