@@ -65,7 +65,10 @@ def hold_of(target: Mapping[str, Any]) -> Hold | None:
 
 def writable(target: Mapping[str, Any], status: str, now: float) -> bool:
     """Whether ``status`` may be written to /monitoring now, under the target's hold."""
-    hold = hold_of(target)
+    return _writable(target, hold_of(target), status, now)
+
+
+def _writable(target: Mapping[str, Any], hold: Hold | None, status: str, now: float) -> bool:
     if hold is None or status in hold.positive:
         return True
     registered = target.get(REGISTERED_AT)
@@ -78,12 +81,11 @@ def decide(target: Mapping[str, Any], status: str, now: float) -> tuple[dict[str
     A withheld status marks the record ``withheld`` (the poller writes /monitoring once the hold
     allows, creating it if finalize could not); a positive status inside the window ends the hold.
     """
-    record = dict(target)
-    if not writable(target, status, now):
+    record, hold = dict(target), hold_of(target)
+    if not _writable(target, hold, status, now):
         record[WITHHELD] = True
         return record, False
     record.pop(WITHHELD, None)
-    hold = hold_of(target)
     if hold is not None and status in hold.positive:
         record[HOLD_ENDED] = True
     return record, True
