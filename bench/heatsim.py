@@ -1,7 +1,8 @@
 """A fast Heat-API simulator for benchmarks and fault injection (named as such: it is not Heat).
 
 It answers what python-heatclient really sends (research/deps-lab.md §5):
-``POST /v1/{t}/stacks`` (409 on a duplicate name), the ``stacks:lookup`` 302 of
+``POST /v1/{t}/stacks`` (409 on a duplicate name), its ``GET`` (the list, filtered by
+repeated ``name`` parameters), the ``stacks:lookup`` 302 of
 ``/v1/{t}/stacks/{name or id}`` for any method (``Location`` carries the query
 string), and GET/PUT/PATCH/DELETE of ``/v1/{t}/stacks/{name}/{id}`` plus its
 ``/outputs``. A stack is ``<ACTION>_IN_PROGRESS`` for ``build_time`` seconds,
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
@@ -87,12 +88,12 @@ class SimStack:
         return [{"output_key": key, "description": (spec or {}).get("description", "No description given"),
                  "output_value": output_value(self.name, key)} for key, spec in found.items()]
 
-    def body(self, base: str) -> dict[str, Any]:
+    def body(self, base: str, outputs: bool = True) -> dict[str, Any]:
         status = self.status
         body = {"id": self.id, "stack_name": self.name, "stack_status": status,
                 "stack_status_reason": self.reason, "parameters": self.parameters,
                 "links": [{"href": f"{base}/stacks/{self.name}/{self.id}", "rel": "self"}]}
-        if status.endswith("_COMPLETE"):
+        if outputs and status.endswith("_COMPLETE"):
             body["outputs"] = self.output_list
         return body
 
@@ -214,7 +215,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(503, _error(503, "ServiceUnavailable", "simulated outage (heatsim)"))
         base = f"http://{self.headers.get('Host', 'localhost')}/v1/{tenant}"
         if not rest:
-            return self._collection(method, tenant, body, base)
+            return self._collection(method, tenant, body, base, parse_qs(url.query).get("name"))
         stack = sim.find(tenant, rest[0])
         if stack is None or (len(rest) > 1 and rest[1] != stack.id):
             return self._send(404, _error(404, "EntityNotFound", f"The Stack ({rest[0]}) could not be found."))
@@ -225,10 +226,12 @@ class Handler(BaseHTTPRequestHandler):
             return self._outputs(stack, rest[2:])
         self._stack(method, stack, body, base)
 
-    def _collection(self, method: str, tenant: str, body: dict[str, Any], base: str) -> None:
+    def _collection(self, method: str, tenant: str, body: dict[str, Any], base: str,
+                    names: list[str] | None) -> None:
         sim = self.server.sim
-        if method == "GET":
-            return self._send(200, {"stacks": [s.body(base) for s in sim.live(tenant)]})
+        if method == "GET":  # the list, filtered by name as Heat does; like Heat's, without outputs
+            listed = [s for s in sim.live(tenant) if names is None or s.name in names]
+            return self._send(200, {"stacks": [s.body(base, outputs=False) for s in listed]})
         if method != "POST":
             return self._send(405, _error(405, "MethodNotAllowed", method))
         name = body.get("stack_name", "")

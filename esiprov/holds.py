@@ -31,11 +31,13 @@ inherit the mark of the worker that holds for them.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from celery import current_task, signals
 
@@ -60,6 +62,8 @@ class Holder:
     """One worker's lease and the holds it puts on it; safe to call from several threads."""
 
     def __init__(self, store: Store, name: str, ttl: int = HOLD_TTL) -> None:
+        #: the process whose lease this is (a forked child inherits the object, not the lease's keeper)
+        self.pid = os.getpid()
         self.store = store
         self.name = name
         self.ttl = ttl
@@ -177,6 +181,31 @@ def _worker_holder(name: str) -> Holder:
         return _holder
 
 
+def held_here(task_id: str) -> bool:
+    """Whether this process holds the workflow of ``task_id`` on its live lease: then a wait it keeps
+    in memory (esiprov.stack_watch) is as safe as a message, since the leader sends the workflow
+    again when this process dies and its lease expires."""
+    found = workflow_task(task_id)
+    holder = _holder
+    return (found is not None and holder is not None and holder.pid == os.getpid()
+            and holder.holds(found[0], found[1], ":".join(found)))
+
+
+#: the step a thread that runs no task publishes for (esiprov.stack_watch's re-checks)
+_publishing_for = threading.local()
+
+
+@contextmanager
+def continuing(task_id: str) -> Iterator[None]:
+    """Publish from this thread as the step ``task_id`` would while running: marked FROM this worker,
+    so the re-check finds the workflow's hold in place instead of writing it again."""
+    _publishing_for.task_id = task_id
+    try:
+        yield
+    finally:
+        _publishing_for.task_id = None
+
+
 def _received(sender: Any, request: Any, **_: Any) -> None:
     """Celery's task_received, in the process that consumes (before the task runs or its countdown waits)."""
     found = workflow_task(request.id)
@@ -191,8 +220,9 @@ def _received(sender: Any, request: Any, **_: Any) -> None:
 
 def _publishing(headers: dict[str, Any], **_: Any) -> None:
     """Celery's before_task_publish: mark a step this worker publishes while it runs a step of the
-    same workflow (its chain's next step, a countdown re-check); clear any other mark."""
-    running = workflow_of_task(current_task.request.id or "") if current_task else None
+    same workflow (its chain's next step, a countdown re-check) or ``continuing`` one; clear any other mark."""
+    running_id = current_task.request.id if current_task else getattr(_publishing_for, "task_id", None)
+    running = workflow_of_task(running_id or "")
     if running is not None and running == workflow_of_task(str(headers.get("id", ""))):
         headers[FROM] = ME
     else:

@@ -11,9 +11,10 @@ stack left ``*_FAILED`` is retried.
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
-from esiprov import keys, planner, steps
+from esiprov import keys, planner, stack_watch, steps
 from esiprov.documents import HeatOp, HeatStackRecord, Job, stack_name
 from esiprov.heat import HeatClient, Stack, client_for
 from esiprov.planner import CREATE, DELETE
@@ -114,15 +115,19 @@ def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[Heat
     return sent, client.get(name)
 
 
-def building(message: str, sent: HeatOp | None, settings: Settings) -> NotYet:
-    """Wait for a stack Heat is working on, with backoff: the first check is right after sending (a
-    stack with nothing to build is done by then), then after ESIPROV_HEAT_POLL_INTERVAL, then after
-    half the time the operation has run so far, at most ESIPROV_HEAT_POLL_MAX: a short build is seen
-    soon, a long one costs few requests."""
+def building(message: str, sent: HeatOp | None, settings: Settings, tenant: str, stack: Stack) -> NotYet:
+    """Wait for a stack Heat is working on. The first check is right after sending (a stack with
+    nothing to build is done by then); then the process's stack watch lists it with the other
+    building stacks and sends the step again once it has moved on from what the step saw
+    (esiprov.stack_watch). Where the watch cannot take it, the step checks again itself after
+    ESIPROV_HEAT_POLL_INTERVAL, then after half the time the operation has run so far, at most
+    ESIPROV_HEAT_POLL_MAX: a short build is seen soon, a long one costs few requests."""
     if sent is None or "at" not in sent:
         return NotYet(message)
     elapsed = time.time() - sent["at"]
-    return NotYet(message, min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / 2)), waited=elapsed)
+    countdown = min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / 2))
+    handoff = partial(stack_watch.watch(settings).add, tenant, stack.name, stack.revision, sent["at"], countdown)
+    return NotYet(message, countdown, waited=elapsed, handoff=handoff)
 
 
 @job_step(steps.HEAT_WORKER, keys.heat_op, job_state_of)
@@ -131,7 +136,8 @@ def heat_worker(job: Job, ctx: Context, loaded: Loaded) -> None:
 
     The job's attempt count, its heat_ops record and the job_state come with the job, in one round trip."""
     etcd = ctx.store
-    client = client_for(ctx.settings, str(job.resource_input.get("tenant_id", "")))
+    tenant = str(job.resource_input.get("tenant_id", ""))
+    client = client_for(ctx.settings, tenant)
     name = stack_name(job.resource_type, job.resource_id)
     (sent_entry, job_state), attempt = loaded.also, loaded.attempts
     sent: HeatOp | None = sent_entry.value if sent_entry else None
@@ -141,9 +147,9 @@ def heat_worker(job: Job, ctx: Context, loaded: Loaded) -> None:
         sent, stack = start(job, etcd, client, attempt)
     if sent is not None and stack is not None and stack.revision == sent.get("before"):
         # an update or delete Heat has not taken up yet: the stack still shows the previous outcome
-        raise building(f"stack {name} has not started its {sent['operation']} yet", sent, ctx.settings)
+        raise building(f"stack {name} has not started its {sent['operation']} yet", sent, ctx.settings, tenant, stack)
     if stack is not None and stack.in_progress:
-        raise building(f"stack {name} is {stack.status}", sent, ctx.settings)
+        raise building(f"stack {name} is {stack.status}", sent, ctx.settings, tenant, stack)
     if stack is not None and stack.failed:
         raise JobFailed(f"stack {name} is {stack.status}: {stack.status_reason}")
     if stack is None and job.action != DELETE:

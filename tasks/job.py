@@ -20,12 +20,12 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 
-from esiprov import keys, publish
+from esiprov import holds, keys, publish
 from esiprov.app import app
 from esiprov.broker import BROKER_ERRORS
 from esiprov.documents import IGNORE, Job, JobEntry, JobId
@@ -57,18 +57,26 @@ class JobFailed(Permanent):
     """The job cannot succeed as it is; the message becomes /state.error."""
 
 
+#: takes a wait over: calls the ``resend`` it is given once what the step waits for has changed
+Handoff = Callable[[Callable[[], None]], None]
+
+
 class NotYet(Exception):
     """Call the step again later; the message says what it waits for.
 
     With ``countdown`` and ``waited`` (seconds waited so far) the step sets its own pace (a
     stack's checks follow the time its operation has run); without, the checks back off from
     ESIPROV_HEAT_POLL_INTERVAL by half again each time, up to ESIPROV_HEAT_POLL_MAX (``polling``).
+    With ``handoff`` the step is not called again after a countdown but when ``handoff`` says so
+    (a building stack: esiprov.stack_watch), provided this process holds the workflow (``_wait``).
     """
 
-    def __init__(self, reason: str, countdown: float | None = None, waited: float | None = None) -> None:
+    def __init__(self, reason: str, countdown: float | None = None, waited: float | None = None,
+                 handoff: Handoff | None = None) -> None:
         super().__init__(reason)
         self.countdown = countdown
         self.waited = waited
+        self.handoff = handoff
 
 
 #: how much longer each wait of a step that does not set its own pace is than the one before
@@ -206,7 +214,8 @@ def _give_up(ctx: Context, job: Job | None, error: str) -> bool:
 
 
 def _wait(task: Task, ctx: Context, job: Job | None, wait: NotYet) -> None:
-    """Retry after the step's countdown; past ESIPROV_WAIT_TIMEOUT the job fails (or, ignored, returns)."""
+    """Retry after the step's countdown, or when its handoff says; past ESIPROV_WAIT_TIMEOUT the job
+    fails (or, ignored, returns)."""
     settings = ctx.settings
     countdown, waited = polling(task.request.retries, settings)
     if wait.countdown is not None and wait.waited is not None:
@@ -215,7 +224,25 @@ def _wait(task: Task, ctx: Context, job: Job | None, wait: NotYet) -> None:
         if _give_up(ctx, job, f"{wait} after waiting {settings.wait_timeout:.0f} s"):
             return
         raise JobFailed(str(wait))
+    if wait.handoff is not None and holds.held_here(task.request.id or ""):
+        _hand_off(task, wait.handoff, str(wait))
     raise task.retry(countdown=countdown, kwargs={"transient": 0})
+
+
+def _hand_off(task: Task, handoff: Handoff, reason: str) -> NoReturn:
+    """End the step as retried, its re-check published by ``handoff``'s resend instead of now.
+
+    Only while this process holds the workflow on its lease: if the process dies before the resend,
+    the leader sends the workflow again when the lease expires, as for any message it held."""
+    recheck = task.signature_from_request(task.request, None, {"transient": 0}, retries=task.request.retries + 1)
+    task_id = task.request.id or ""
+
+    def resend() -> None:
+        with holds.continuing(task_id):
+            recheck.apply_async()
+
+    handoff(resend)
+    raise Retry(f"{reason}; checked again when it changes", sig=recheck)
 
 
 def _finish_failed(ctx: Context, job: Job, error: str) -> bool:

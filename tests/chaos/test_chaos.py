@@ -39,6 +39,24 @@ def test_a_worker_killed_with_kill_9_mid_flight_is_healed_by_the_next_worker_wit
 
 
 @pytest.mark.parametrize("cluster", BROKERS, indirect=True)
+def test_a_worker_killed_while_its_stack_watch_waits_loses_none_of_the_stacks_building(cluster):
+    cluster.slow_devices(6)
+    with start_watcher(cluster.env, cluster.logs) as watcher:
+        with start_worker(cluster.env, cluster.logs, name="worker-1") as worker:
+            devices = cluster.devices()
+            # every heat step has handed its wait to the watch and acked its message: only the
+            # worker's holds keep those workflows now, on both brokers
+            wait_until(lambda: worker.log_path.read_text().count("checked again when it changes") >= len(devices),
+                       60, "every step waiting in the stack watch")
+            worker.kill()
+        with start_worker(cluster.env, cluster.logs, name="worker-2"):
+            cluster.recovered(f"{cluster.broker}: a worker killed with kill -9 while its stacks built",
+                              {DEVICE: devices})
+        assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
+    cluster.one_stack_each(devices)
+
+
+@pytest.mark.parametrize("cluster", BROKERS, indirect=True)
 def test_a_frozen_worker_s_workflows_are_taken_over_by_the_other_worker(cluster):
     with start_watcher(cluster.env, cluster.logs) as watcher, \
             start_worker(cluster.env, cluster.logs, name="worker-1") as frozen:

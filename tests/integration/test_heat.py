@@ -141,6 +141,32 @@ def test_deleting_a_stack_that_never_existed_is_fine(heat: HeatClient, name: str
     assert heat.get(name) is None
 
 
+#: a stack that stays CREATE_IN_PROGRESS for a few seconds (Heat's own test resource)
+SLOW = """
+heat_template_version: 2013-05-23
+resources:
+  slow: {type: OS::Heat::TestResource, properties: {wait_secs: 3}}
+"""
+
+
+def test_the_statuses_of_many_stacks_come_in_one_list_without_the_ones_that_do_not_exist(
+        heat: HeatClient, name: str) -> None:
+    slow, quick, missing = f"{name}-slow", f"{name}-quick", f"{name}-missing"
+    heat.create(slow, SLOW, {}, timeout_mins=None)
+    heat.create(quick, ROUTER, router_params("sw-list"), timeout_mins=None)
+    settled(heat, quick, "CREATE")
+
+    listed = heat.statuses([slow, quick, missing])
+
+    assert sorted(listed) == [quick, slow]
+    assert listed[slow].status == "CREATE_IN_PROGRESS" and listed[slow].in_progress
+    assert listed[quick].revision == heat.get(quick).revision == ["CREATE_COMPLETE", ""]
+    assert settled(heat, slow, "CREATE").revision == heat.statuses([slow])[slow].revision
+    heat.delete(quick)
+    wait_for(heat, quick, lambda stack: stack is None)
+    assert heat.statuses([quick, slow]).keys() == {slow}, "a deleted stack is not listed"
+
+
 def test_updating_a_stack_that_does_not_exist_is_rejected(heat: HeatClient, name: str) -> None:
     with pytest.raises(HeatRejected, match=f"update stack {name}: HTTP 404 .*could not be found"):
         heat.update(name, ROUTER, router_params("sw-ghost"), timeout_mins=None)

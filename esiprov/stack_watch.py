@@ -1,0 +1,157 @@
+"""A worker process's watch over the Heat stacks its heat steps wait for: one list request per tenant
+and round for all of them, instead of one re-check task per stack and round.
+
+A heat step that finds its stack building hands the wait to the watch of its process and ends, its
+message acked: nothing is parked in the worker. The watch lists the waiting stacks of each tenant by
+name, in one Heat request per round, and when a stack's status has moved on (or the stack is gone)
+it calls the step's ``resend``, which publishes the re-check that reads the stack with its outputs
+and goes on. Each stack is listed again after a quarter of the time its operation has run so far
+(between ESIPROV_HEAT_POLL_INTERVAL and ESIPROV_HEAT_POLL_MAX), so a short build is seen soon and a
+finished one is seen at most a quarter of its build time late; the waits due within one interval of
+each other share a request. A worker with 200 stacks building pays a few list requests per second,
+where one re-check task per stack and round kept it from sending the creates behind them.
+
+Nothing is lost when the process dies: a step hands its wait over only while its process holds the
+workflow on its etcd lease (esiprov.holds), and the leader sends the workflow again when that lease
+expires. A list that fails (Heat down, a policy that forbids listing) wakes each wait at the
+countdown its step would have waited, so the step checks for itself as before; a wait outlives
+ESIPROV_WAIT_TIMEOUT in no case, the step fails it then.
+"""
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from esiprov.heat import Stack, client_for
+from esiprov.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: a stack is listed again after this share of the time its operation has run so far
+SHARE = 8
+#: stack names per list request: each is a query parameter, and Heat's request line stays short
+BATCH = 50
+#: seconds before a re-check the broker refused is sent again (the wait stays held meanwhile)
+RESEND_RETRY = 1.0
+
+
+@dataclass(order=True)
+class Wait:
+    """One step waiting for its stack; ordered by when it is listed next."""
+
+    due: float
+    order: int
+    tenant: str = field(compare=False)
+    name: str = field(compare=False)
+    #: the stack's revision (esiprov.heat.Stack.revision) when the step last looked
+    seen: list[str] = field(compare=False)
+    #: time.time() when the step's operation was sent
+    since: float = field(compare=False)
+    #: time.time() when the step checks for itself if the stack cannot be listed
+    fallback: float = field(compare=False)
+    resend: Callable[[], None] = field(compare=False)
+
+    def over(self, listed: dict[str, Stack] | None, now: float, settings: Settings) -> bool:
+        """Whether to wake the step: its stack moved on or is gone; with no list (``None``), once its
+        fallback has come; in any case once its wait has run out (the step then fails it)."""
+        if now - self.since >= settings.wait_timeout:
+            return True
+        if listed is None:
+            return now >= self.fallback
+        stack = listed.get(self.name)
+        return stack is None or (not stack.in_progress and stack.revision != self.seen)
+
+
+class StackWatch:
+    """The waits of one process and the thread that lists their stacks; ``add`` is safe from any thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._waits: list[Wait] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        threading.Thread(target=self._run, name="esiprov-stack-watch", daemon=True).start()
+
+    def add(self, tenant: str, name: str, seen: list[str], since: float, countdown: float,
+            resend: Callable[[], None]) -> None:
+        """Call ``resend`` once stack ``name`` of ``tenant`` has moved on from revision ``seen``;
+        ``since``: when its operation was sent; ``countdown``: when the step would have checked itself."""
+        now = time.time()
+        self._push(Wait(now + self._pace(now - since), next(self._order), tenant, name, seen, since,
+                        now + countdown, resend))
+
+    def _pace(self, elapsed: float) -> float:
+        settings = self.settings
+        return min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / SHARE))
+
+    def _push(self, wait: Wait) -> None:
+        with self._changed:
+            heapq.heappush(self._waits, wait)
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            due = self._due()
+            for tenant in {wait.tenant for wait in due}:
+                ours = [wait for wait in due if wait.tenant == tenant]
+                for start in range(0, len(ours), BATCH):
+                    self._check(tenant, ours[start:start + BATCH])
+
+    def _due(self) -> list[Wait]:
+        """Block until a wait is due; then every wait due within one poll interval of now."""
+        with self._changed:
+            while not self._waits or self._waits[0].due > time.time():
+                self._changed.wait(self._waits[0].due - time.time() if self._waits else None)
+            horizon = time.time() + self.settings.heat_poll_interval
+            due = []
+            while self._waits and self._waits[0].due <= horizon:
+                due.append(heapq.heappop(self._waits))
+            return due
+
+    def _check(self, tenant: str, waits: list[Wait]) -> None:
+        listed = self._list(tenant, [wait.name for wait in waits])
+        now = time.time()
+        for wait in waits:
+            if wait.over(listed, now, self.settings):
+                self._wake(wait)
+            else:
+                wait.due = now + self._pace(now - wait.since)
+                self._push(wait)
+
+    def _list(self, tenant: str, names: list[str]) -> dict[str, Stack] | None:
+        """The listed stacks by name; None when Heat could not list them (logged)."""
+        try:
+            return client_for(self.settings, tenant).statuses(names)
+        except Exception as exc:  # noqa: BLE001 - no failure may drop a wait: its step checks itself
+            log.warning("cannot list %d building stacks of tenant %s (each is checked at its own countdown "
+                        "instead): %s", len(names), tenant, self.settings.redact(str(exc)))
+            return None
+
+    def _wake(self, wait: Wait) -> None:
+        """Publish the step's re-check; a broker that refuses it is asked again shortly."""
+        try:
+            wait.resend()
+        except Exception as exc:  # noqa: BLE001 - the wait stays held by this worker: keep it
+            log.warning("cannot send the re-check of stack %s (sent again in %.0f s): %s", wait.name,
+                        RESEND_RETRY, self.settings.redact(str(exc)))
+            wait.due = time.time() + RESEND_RETRY
+            self._push(wait)
+
+
+_watch: tuple[int, StackWatch] | None = None
+_watch_lock = threading.Lock()
+
+
+def watch(settings: Settings) -> StackWatch:
+    """This process's watch, started on first use (a forked child starts its own)."""
+    global _watch
+    with _watch_lock:
+        if _watch is None or _watch[0] != os.getpid():
+            _watch = (os.getpid(), StackWatch(settings))
+        return _watch[1]

@@ -1,0 +1,116 @@
+"""A stack that builds for seconds is waited for by its worker's stack watch (esiprov.stack_watch):
+the heat step hands the wait over and is sent again once, when its stack has finished, instead of
+re-checking after every countdown; the watch lists all building stacks of a tenant in one request."""
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+import uuid
+from collections import Counter
+from typing import Iterator
+
+import pytest
+
+from bench.heatsim import HeatSim
+from esiprov.devenv.pipeline import start_watcher, start_worker
+from esiprov.devenv.process import wait_until
+from esiprov.heat import HeatClient
+from esiprov.settings import Settings
+from esiprov.stack_watch import StackWatch
+from tests.fixtures.services import running
+
+pytestmark = pytest.mark.slow
+
+BUILD_SECONDS = 3
+#: how the worker logs a heat step that handed its wait to the watch, and one that re-checks after a countdown
+HANDED_OVER = re.compile(r"esiprov\.heat_worker\[create:heat_worker:ese_device:([0-9a-f-]+):.*\] retry: .*"
+                         r"is CREATE_IN_PROGRESS; checked again when it changes")
+COUNTDOWN = re.compile(r"esiprov\.heat_worker\[.*\] retry: Retry in")
+TENANT = "tenant-watch"
+TEMPLATE = "heat_template_version: 2013-05-23\nresources: {}\n"
+
+
+def test_a_stack_that_builds_for_seconds_is_checked_again_once_when_it_has_finished(cluster):
+    cluster.slow_devices(BUILD_SECONDS)
+    with start_worker(cluster.env, cluster.logs) as worker, start_watcher(cluster.env, cluster.logs):
+        started = time.monotonic()
+        bodies = cluster.devices(4)
+        cluster.all_created(bodies)
+        took = time.monotonic() - started
+        log = worker.log_path.read_text()
+
+    assert took >= BUILD_SECONDS, "the stacks really built for seconds"
+    handed = sorted(HANDED_OVER.findall(log))
+    assert handed == sorted(body["id"] for body in bodies), "each step handed its wait over exactly once"
+    assert not COUNTDOWN.findall(log), "no step re-checked its stack after a countdown"
+    cluster.one_stack_each(bodies)
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeatSim]:
+    with running(HeatSim(tmp_path_factory.mktemp("heatsim"))) as server:
+        yield server
+
+
+@pytest.fixture
+def sim_settings(sim: HeatSim) -> Settings:
+    return dataclasses.replace(Settings(), heat_url=sim.url, heat_token="sim-token")
+
+
+def woken_when(stacks: list[str], settings: Settings, watch: StackWatch, countdown: float = 60.0
+               ) -> dict[str, float]:
+    """Hand the wait of each of ``stacks`` (just created) to ``watch``; {name: time.time() of its resend}."""
+    woken: dict[str, float] = {}
+    for name in stacks:
+        watch.add(TENANT, name, ["CREATE_IN_PROGRESS", ""], time.time(), countdown,
+                  lambda name=name: woken.setdefault(name, time.time()))
+    wait_until(lambda: len(woken) == len(stacks), 30, "every step woken")
+    return woken
+
+
+def test_the_watch_wakes_each_step_once_its_stack_has_finished_and_lists_them_together(sim, sim_settings):
+    sim.configure(build_time=1.0, fail_rate=0, error_rate=0)
+    heat = HeatClient(sim_settings, TENANT)
+    names = [f"ese_device_{uuid.uuid4().hex[:8]}" for _ in range(30)]
+    built = {}
+    for name in names:
+        built[name] = time.time() + 1.0  # at the earliest: the simulator starts the build on the create
+        heat.create(name, TEMPLATE, {}, None)
+    before = sim.stats()["requests"]
+
+    woken = woken_when(names, sim_settings, StackWatch(sim_settings))
+
+    assert all(woken[name] >= built[name] for name in names), "no step woken before its stack finished"
+    assert all(heat.get(name).complete for name in names)
+    requests = Counter(sim.stats()["requests"]) - Counter(before)
+    assert requests["GET stacks"] < len(names) / 2, f"the building stacks were listed together: {requests}"
+    assert requests["GET stack"] == len(names), "no stack was read on its own but by the test"
+
+
+def test_a_watch_that_cannot_list_wakes_each_step_at_the_countdown_it_would_have_waited(sim, sim_settings):
+    sim.configure(build_time=30.0, fail_rate=0, error_rate=0)
+    name = f"ese_device_{uuid.uuid4().hex[:8]}"
+    HeatClient(sim_settings, TENANT).create(name, TEMPLATE, {}, None)
+    sim.configure(error_rate=1.0)
+    try:
+        handed = time.time()
+        woken = woken_when([name], sim_settings, StackWatch(sim_settings), countdown=1.0)
+    finally:
+        sim.configure(error_rate=0)
+    assert woken[name] >= handed + 1.0, "woken at its countdown, though the stack still builds"
+
+
+def test_a_re_check_the_broker_refused_is_sent_again(sim, sim_settings):
+    sim.configure(build_time=0.0, fail_rate=0, error_rate=0)
+    name = f"ese_device_{uuid.uuid4().hex[:8]}"
+    HeatClient(sim_settings, TENANT).create(name, TEMPLATE, {}, None)
+    attempts: list[float] = []
+
+    def resend() -> None:
+        attempts.append(time.time())
+        if len(attempts) == 1:
+            raise ConnectionError("the broker is down")
+
+    StackWatch(sim_settings).add(TENANT, name, ["CREATE_IN_PROGRESS", ""], time.time(), 60.0, resend)
+    wait_until(lambda: len(attempts) == 2, 30, "the re-check sent again")
