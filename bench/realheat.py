@@ -128,6 +128,7 @@ def real_heat(count: int, logs: Path, switches: Switches, switch: Switch, commun
               say: Callable[[str], None], load: Callable[[], str], settings: dict[str, str]) -> None:
     """Figure 3 on its own services (etcd, Redis, Heat), with ``switch`` as the ports' device; ``settings``
     are added to esiprov's environment."""
+    from esiprov.templates import read_catalogue
     from tasks.heat_worker import heat_arguments  # the worker's own rendering of the stack's arguments
 
     if count + WARM_UP > len(switch.ports):
@@ -170,7 +171,7 @@ def real_heat(count: int, logs: Path, switches: Switches, switch: Switch, commun
                 raise RuntimeError(f"port {rid} failed: {state.entry.value['error']}")
             job = next(JobEntry.from_etcd(c.entry.value).job for _, c in timeline.of(rid)
                        if c.key.startswith(keys.JOBS) and ":heat_worker:" in c.key)
-            arguments = heat_arguments(job, store)
+            arguments = heat_arguments(job, store, read_catalogue(store, job.resource_type)[1])
             if costs.heat_wire is not None:
                 costs.heat_wire.take_requests()
             own, checks = heat_own_time(api, f"copy_{PORT_TYPE}_{rid}", *arguments)

@@ -177,12 +177,11 @@ def referenced_resources(param: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def template_of(store: Store, job: Job) -> Template:
-    """The template a job runs, chosen again from the schema as the planner chose it (schema and
-    templates read in one round trip, as etcd holds them now)."""
+def template_of(catalogue: Catalogue, job: Job) -> Template:
+    """The template a job runs, chosen again from the schema as the planner chose it, in ``catalogue``
+    (the schema and templates of the job's type as etcd held them when the step read its job)."""
     resource = ResourceVersion(job.resource_type, job.resource_id, job.version, job.resource_input)
-    catalogue = templates.read_catalogue(store, job.resource_type)[1]
-    for handler, name in catalogue.choose(resource, fetcher(store)):
+    for handler, name in catalogue.choose(resource, fetcher(catalogue.store)):
         if handler == job.handler:
             return catalogue.template(name)
     raise TemplateError(f"no {job.handler} template for {job.resource_type} any more")

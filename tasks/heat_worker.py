@@ -2,8 +2,10 @@
 
 Each call moves the stack one step and returns: it sends the job's operation
 (create, update or delete) once per attempt — remembered under
-``/esi-worker/heat_ops/<job id>`` — then re-checks the stack after short
-countdowns, so no worker slot is held while Heat works. A finished stack is
+``/esi-worker/heat_ops/<job id>`` — looks at the stack right after, and while
+Heat works hands the wait to the process's stack watch (esiprov.stack_watch),
+which sends the step again once the stack has moved on: no worker slot is held
+while Heat works. A finished stack is
 recorded in ``/esi-worker/heat_stacks/...`` and its outputs merged into job_state.
 A requeued job (its attempt counter went up) sends its operation again, so a
 stack left ``*_FAILED`` is retried.
@@ -20,7 +22,7 @@ from esiprov.heat import HeatClient, Stack, client_for
 from esiprov.planner import CREATE, DELETE
 from esiprov.settings import Settings
 from esiprov.store import Entry, Store
-from esiprov.templates import JINJA_PREFIX, TIMEOUT_PARAM
+from esiprov.templates import JINJA_PREFIX, TIMEOUT_PARAM, Catalogue
 from tasks.context import Context
 from tasks.job import JobFailed, Loaded, NotYet, job_state_of, job_step, merge_job_state
 
@@ -45,8 +47,9 @@ def resolve(param: dict[str, Any], etcd: Store) -> Any:
     raise JobFailed(f"the stack of {rtype} {rid} has no output {output_key!r}")
 
 
-def heat_arguments(job: Job, etcd: Store) -> tuple[str, dict[str, Any], int | None]:
-    """(template text, Heat parameters, timeout_mins): jinja_* params render, heat_timeout times."""
+def heat_arguments(job: Job, etcd: Store, catalogue: Catalogue) -> tuple[str, dict[str, Any], int | None]:
+    """(template text, Heat parameters, timeout_mins): jinja_* params render, heat_timeout times;
+    the template is chosen in ``catalogue``, read with the job."""
     values = {p["param"]: resolve(p, etcd) for p in job.params}
     jinja = {k: v for k, v in values.items() if k.startswith(JINJA_PREFIX)}
     parameters = {k: v for k, v in values.items() if not k.startswith(JINJA_PREFIX) and k != TIMEOUT_PARAM}
@@ -55,7 +58,7 @@ def heat_arguments(job: Job, etcd: Store) -> tuple[str, dict[str, Any], int | No
         timeout_mins = int(timeout) if timeout is not None else None
     except ValueError:
         raise JobFailed(f"heat_timeout {timeout!r} is not a whole number of minutes") from None
-    return planner.template_of(etcd, job).render(jinja), parameters, timeout_mins
+    return planner.template_of(catalogue, job).render(jinja), parameters, timeout_mins
 
 
 def record(job: Job, stack: Stack | None, etcd: Store, job_state: Entry | None) -> None:
@@ -72,7 +75,8 @@ def record(job: Job, stack: Stack | None, etcd: Store, job_state: Entry | None) 
                     {keys.heat_stack(job.resource_type, job.resource_id): document})
 
 
-def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | None) -> str | None:
+def send_operation(job: Job, etcd: Store, catalogue: Catalogue, client: HeatClient,
+                   stack: Stack | None) -> str | None:
     """Send the job's Heat operation for this attempt; None when there is nothing to send."""
     name = stack_name(job.resource_type, job.resource_id)
     if stack is not None and stack.in_progress:
@@ -84,7 +88,7 @@ def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | Non
         return "delete"
     if job.action == CREATE and stack is not None and stack.complete:
         return None  # created by an earlier run of this job: nothing to redo
-    template, parameters, timeout_mins = heat_arguments(job, etcd)
+    template, parameters, timeout_mins = heat_arguments(job, etcd, catalogue)
     if stack is None:
         client.create(name, template, parameters, timeout_mins)
         return "create"
@@ -92,7 +96,8 @@ def send_operation(job: Job, etcd: Store, client: HeatClient, stack: Stack | Non
     return "update"
 
 
-def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[HeatOp | None, Stack | None]:
+def start(job: Job, etcd: Store, catalogue: Catalogue, client: HeatClient,
+          attempt: int) -> tuple[HeatOp | None, Stack | None]:
     """Send this attempt's operation, record it under heat_ops, and look at the stack right after.
 
     Returns (the record, the stack); the record is None when there was nothing to send. A
@@ -102,11 +107,11 @@ def start(job: Job, etcd: Store, client: HeatClient, attempt: int) -> tuple[Heat
     name = stack_name(job.resource_type, job.resource_id)
     stack = None
     operation: str | None
-    if job.action == CREATE and client.create(name, *heat_arguments(job, etcd)):
+    if job.action == CREATE and client.create(name, *heat_arguments(job, etcd, catalogue)):
         operation = "create"
     else:
         stack = client.get(name)
-        operation = send_operation(job, etcd, client, stack)
+        operation = send_operation(job, etcd, catalogue, client, stack)
     if operation is None:
         return None, stack
     sent = HeatOp(attempt=attempt, operation=operation, before=stack.revision if stack is not None else None,
@@ -144,7 +149,7 @@ def heat_worker(job: Job, ctx: Context, loaded: Loaded) -> None:
     if sent is not None and sent.get("attempt") == attempt:
         stack = client.get(name)
     else:
-        sent, stack = start(job, etcd, client, attempt)
+        sent, stack = start(job, etcd, loaded.catalogue, client, attempt)
     if sent is not None and stack is not None and stack.revision == sent.get("before"):
         # an update or delete Heat has not taken up yet: the stack still shows the previous outcome
         raise building(f"stack {name} has not started its {sent['operation']} yet", sent, ctx.settings, tenant, stack)

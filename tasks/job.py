@@ -25,7 +25,7 @@ from typing import Any, Callable, NoReturn
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 
-from esiprov import holds, keys, publish
+from esiprov import holds, keys, publish, templates
 from esiprov.app import app
 from esiprov.broker import BROKER_ERRORS
 from esiprov.documents import IGNORE, Job, JobEntry, JobId
@@ -34,6 +34,7 @@ from esiprov.reconcile import reconcile
 from esiprov.settings import Settings, current
 from esiprov.steps import Step
 from esiprov.store import Compare, Entry, Store, StoreError
+from esiprov.templates import Catalogue
 from tasks.context import Context, context
 
 log = logging.getLogger(__name__)
@@ -97,23 +98,23 @@ def backoff(attempt: int, ceiling: float) -> float:
 @dataclass(frozen=True)
 class Loaded:
     """What a step read with its job, in the same round trip: the job's attempt count (raised by each
-    requeue) and the entry of each of the step's ``also`` keys (None when absent), so the step reads
-    neither /jobs/all nor those keys again."""
+    requeue), the entry of each of the step's ``also`` keys (None when absent), and the schema and
+    templates of the job's type as etcd holds them, so the step reads neither /jobs/all, nor those
+    keys, nor its template again."""
 
     attempts: int
     also: list[Entry | None]
+    catalogue: Catalogue
 
 
 def load_job(etcd: Store, job_id: str, also: Sequence[str] = ()) -> tuple[Job, Loaded] | None:
-    """The job and what came with it; one Range, or one transaction of reads with ``also``."""
-    if also:
-        entry, *others = etcd.get_many([keys.job(job_id), *also])
-    else:
-        entry, others = etcd.get(keys.job(job_id)), []
+    """The job and what came with it, in one transaction of reads."""
+    rtype, _ = JobId.parse(job_id).resource
+    (entry, *others), catalogue = templates.read_catalogue(etcd, rtype, keys.job(job_id), *also)
     if entry is None:
         return None
     found = JobEntry.from_etcd(entry.value)
-    return found.job, Loaded(found.attempts, others)
+    return found.job, Loaded(found.attempts, others, catalogue)
 
 
 def job_state_of(job_id: str) -> str:

@@ -19,7 +19,7 @@ from esiprov.documents import Job, MonitoringTarget
 from esiprov.planner import DELETE
 from esiprov.settings import Settings
 from esiprov.snmp import UP, SnmpProbe
-from esiprov.store import Store
+from esiprov.templates import Catalogue
 from esiprov.target_kinds import KINDS, kind_of
 from tasks.context import Context
 from tasks.job import JobFailed, Loaded, job_state_of, job_step, merge_job_state
@@ -27,10 +27,10 @@ from tasks.job import JobFailed, Loaded, job_state_of, job_step, merge_job_state
 REGISTERED = "ACTIVE"
 
 
-def target_of(job: Job, etcd: Store) -> tuple[str, dict[str, Any]]:
-    """(field, target) from the rendered monitoring template."""
+def target_of(job: Job, catalogue: Catalogue) -> tuple[str, dict[str, Any]]:
+    """(field, target) from the rendered monitoring template, chosen in ``catalogue`` (read with the job)."""
     params = {p["param"]: p["value"] for p in job.params}
-    text = planner.template_of(etcd, job).render(params)
+    text = planner.template_of(catalogue, job).render(params)
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -58,7 +58,7 @@ def monitoring_worker(job: Job, ctx: Context, loaded: Loaded) -> None:
         etcd.commit(deletes=[keys.target(job.resource_type, job.resource_id),
                              keys.monitoring(job.resource_type, job.resource_id)])
         return
-    field, target = target_of(job, etcd)
+    field, target = target_of(job, loaded.catalogue)
     try:
         damping.hold_of(target)
     except damping.BadHoldOptions as exc:
