@@ -47,6 +47,20 @@ def test_a_stack_that_builds_for_seconds_is_checked_again_once_when_it_has_finis
     cluster.one_stack_each(bodies)
 
 
+def test_a_worker_stopped_while_its_stacks_build_leaves_them_to_the_next_worker(cluster):
+    cluster.slow_devices(BUILD_SECONDS)
+    with start_watcher(cluster.env, cluster.logs) as watcher:
+        with start_worker(cluster.env, cluster.logs, name="worker-1") as worker:
+            bodies = cluster.devices(3)
+            wait_until(lambda: len(HANDED_OVER.findall(worker.log_path.read_text())) == len(bodies), 60,
+                       "every step waiting in the stack watch")
+            worker.stop()  # SIGTERM: a warm shutdown ends the worker's lease, and with it its holds
+        with start_worker(cluster.env, cluster.logs, name="worker-2"):
+            cluster.all_created(bodies, timeout=60)
+        assert "the worker holding its workflow is gone; sent again" in watcher.log_path.read_text()
+    cluster.one_stack_each(bodies)
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeatSim]:
     with running(HeatSim(tmp_path_factory.mktemp("heatsim"))) as server:
