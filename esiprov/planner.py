@@ -15,7 +15,7 @@ from esiprov.documents import (FAIL, IGNORE, BadConfig, Job, JobId, ResourceVers
                                workflow_name)
 from esiprov.errors import Permanent
 from esiprov.mappings import Evaluator, MappingError, Resolved, Subject
-from esiprov.store import Store
+from esiprov.store import Entry, Store
 from esiprov.templates import Catalogue, Template, TemplateError
 
 CREATE, MODIFY, DELETE = "create", "modify", "logical_delete"
@@ -68,15 +68,36 @@ def fetcher(store: Store) -> Any:
     return fetch
 
 
-def plan(store: Store, rtype: str, rid: str) -> Plan | None:
-    """What to do now for one resource; None when its config is gone.
+@dataclass(frozen=True)
+class Reading:
+    """What planning one resource needs, read in one round trip at one revision (``read``): its
+    config, its ``/state``, its workflow record (a workflow in flight: nothing to plan yet), and the
+    schema and the templates its type was last planned with. The leader plans one resource after
+    another, and reading each separately was a third of its etcd time."""
 
-    The config, ``/state``, the schema and the templates the type was last planned with are read in
-    one round trip (``templates.read_catalogue``): the leader plans one resource after another, and
-    reading each separately was a third of its etcd time.
-    """
-    (config, applied), catalogue = templates.read_catalogue(store, rtype, keys.config(rtype, rid),
-                                                            keys.state(rtype, rid))
+    rtype: str
+    rid: str
+    config: Entry | None
+    applied: Entry | None
+    workflow: Entry | None
+    catalogue: Catalogue
+
+
+def read(store: Store, rtype: str, rid: str) -> Reading:
+    (config, applied, workflow), catalogue = templates.read_catalogue(
+        store, rtype, keys.config(rtype, rid), keys.state(rtype, rid), keys.workflow(rtype, rid))
+    return Reading(rtype, rid, config, applied, workflow, catalogue)
+
+
+def plan(store: Store, rtype: str, rid: str) -> Plan | None:
+    """What to do now for one resource, whether or not a workflow is in flight; None when its config is gone."""
+    return planned(store, read(store, rtype, rid))
+
+
+def planned(store: Store, reading: Reading) -> Plan | None:
+    """What to do now for the resource ``reading`` read; None when its config is gone."""
+    rtype, rid, config, applied, catalogue = (reading.rtype, reading.rid, reading.config, reading.applied,
+                                              reading.catalogue)
     if config is None:
         return None
     raw, state = config.value, None if applied is None else applied.value

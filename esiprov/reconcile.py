@@ -37,13 +37,14 @@ def reconcile(store: Store, app: Celery, rtype: str, rid: str, resend_after: flo
 
     A workflow in flight is left alone, or, with ``resend_after``, sent again once it is that old.
     """
-    workflow = store.get(keys.workflow(rtype, rid))
+    reading = planner.read(store, rtype, rid)
+    workflow = reading.workflow
     if workflow is not None:
         if resend_after is not None and stale(workflow.value, resend_after) and resend(store, app, workflow):
             return RESENT
         return IN_FLIGHT
     try:
-        plan = planner.plan(store, rtype, rid)
+        plan = planner.planned(store, reading)
     except planner.PlanError as exc:
         publish.fail(store, exc.rtype, exc.rid, exc.version, exc.action, str(exc))
         return FAILED
