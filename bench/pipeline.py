@@ -7,7 +7,7 @@ side by side in the same run (with the load average, since the machine is shared
 1. throughput with instant stacks, esiprov on the default worker (no -P, no -c: celeryconfig's pool
    and concurrency), against a bare Celery chain of three no-op tasks and a callback on Celery's own
    defaults (bench/barechain.py) with the same pool and concurrency; the ratio; esiprov on
-   ``-P prefork -c <cores>`` (Celery's own default pool) for contrast;
+   a prefork pool (``-P processes -c <cores>``, Celery's own default) for contrast;
 2. 200 resources whose stacks build for 5 s, on one default worker: first put -> last /state;
 3. one ese_physical_port at a time on real Heat: config put -> /state (and /monitoring with it),
    against Heat's own create -> CREATE_COMPLETE for a copy of the same stack (bench/realheat.py);
@@ -337,7 +337,7 @@ def prefork_contrast(args: argparse.Namespace, env: dict[str, str], logs: Path, 
         run_batch(store, costs, "pwarm", 20, 120)
         batch = run_batch(store, costs, "pre", args.resources, 300)
         del pids["worker"]
-    say(f"1. contrast: esiprov on `-P prefork -c {cores}` (Celery's own default pool): {batch.rate:.1f} resources/s "
+    say(f"1. contrast: esiprov on prefork, `-P processes -c {cores}` (Celery's own default pool): {batch.rate:.1f} resources/s "
         f"({batch.seconds:.1f} s, {batch.outcomes}), {batch.rate / bare:.2f} of the bare chain; worker CPU "
         f"{batch.spent.cpu.get('worker', 0) * 1000 / batch.count:.1f} ms/resource [{load()}]")
 

@@ -5,10 +5,10 @@ A heat step that finds its stack building hands the wait to the watch of its pro
 message acked: nothing is parked in the worker. The watch lists the waiting stacks of each tenant by
 name, in one Heat request per round, and when a stack's status has moved on (or the stack is gone)
 it calls the step's ``resend``, which publishes the re-check that reads the stack with its outputs
-and goes on. Each stack is listed again after a quarter of the time its operation has run so far
-(between ESIPROV_HEAT_POLL_INTERVAL and ESIPROV_HEAT_POLL_MAX), so a short build is seen soon and a
-finished one is seen at most a quarter of its build time late; the waits due within one interval of
-each other share a request. A worker with 200 stacks building pays a few list requests per second,
+and goes on. Each stack is listed again after an eighth of the time its operation has run so far,
+never sooner than ESIPROV_HEAT_POLL_INTERVAL nor later than ESIPROV_HEAT_POLL_MAX, so a finished
+stack is seen within an eighth of its build time (or one poll interval, for a short build); the
+waits due within one interval of each other share a request. A worker with 200 stacks building pays a few list requests per second,
 where one re-check task per stack and round kept it from sending the creates behind them.
 
 Nothing is lost when the process dies: a step hands its wait over only while its process holds the
@@ -41,10 +41,18 @@ BATCH = 50
 RESEND_RETRY = 1.0
 
 
+def pace(settings: Settings, elapsed: float, share: float) -> float:
+    """Seconds to the next look at a stack whose operation has run ``elapsed`` seconds: ``share`` of
+    that, between ESIPROV_HEAT_POLL_INTERVAL and ESIPROV_HEAT_POLL_MAX (a short build is seen soon, a
+    long one costs few requests)."""
+    return min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / share))
+
+
 @dataclass(order=True)
 class Wait:
     """One step waiting for its stack; ordered by when it is listed next."""
 
+    #: time.monotonic() of its next list
     due: float
     order: int
     tenant: str = field(compare=False)
@@ -76,19 +84,21 @@ class StackWatch:
         self._waits: list[Wait] = []
         self._order = itertools.count()
         self._changed = threading.Condition()
-        threading.Thread(target=self._run, name="esiprov-stack-watch", daemon=True).start()
+        self.thread = threading.Thread(target=self._run, name="esiprov-stack-watch", daemon=True)
+        self.thread.start()
 
     def add(self, tenant: str, name: str, seen: list[str], since: float, countdown: float,
             resend: Callable[[], None]) -> None:
         """Call ``resend`` once stack ``name`` of ``tenant`` has moved on from revision ``seen``;
-        ``since``: when its operation was sent; ``countdown``: when the step would have checked itself."""
+        ``since``: when its operation was sent (time.time()); ``countdown``: seconds after which the
+        step would have checked itself."""
         now = time.time()
-        self._push(Wait(now + self._pace(now - since), next(self._order), tenant, name, seen, since,
-                        now + countdown, resend))
+        self._push(Wait(self._next(now, since), next(self._order), tenant, name, seen, since, now + countdown,
+                        resend))
 
-    def _pace(self, elapsed: float) -> float:
-        settings = self.settings
-        return min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / SHARE))
+    def _next(self, now: float, since: float) -> float:
+        """When to list a stack next (monotonic), its operation sent at ``since`` (wall clock, as ``now``)."""
+        return time.monotonic() + pace(self.settings, now - since, SHARE)
 
     def _push(self, wait: Wait) -> None:
         with self._changed:
@@ -101,14 +111,21 @@ class StackWatch:
             for tenant in {wait.tenant for wait in due}:
                 ours = [wait for wait in due if wait.tenant == tenant]
                 for start in range(0, len(ours), BATCH):
-                    self._check(tenant, ours[start:start + BATCH])
+                    batch = ours[start:start + BATCH]
+                    try:
+                        self._check(tenant, batch)
+                    except Exception:  # noqa: BLE001 - the thread must live on, and no wait be dropped
+                        log.exception("the stack watch failed on %d stacks of tenant %s; their steps "
+                                      "check for themselves", len(batch), tenant)
+                        for wait in batch:
+                            self._wake(wait)
 
     def _due(self) -> list[Wait]:
         """Block until a wait is due; then every wait due within one poll interval of now."""
         with self._changed:
-            while not self._waits or self._waits[0].due > time.time():
-                self._changed.wait(self._waits[0].due - time.time() if self._waits else None)
-            horizon = time.time() + self.settings.heat_poll_interval
+            while not self._waits or self._waits[0].due > time.monotonic():
+                self._changed.wait(self._waits[0].due - time.monotonic() if self._waits else None)
+            horizon = time.monotonic() + self.settings.heat_poll_interval
             due = []
             while self._waits and self._waits[0].due <= horizon:
                 due.append(heapq.heappop(self._waits))
@@ -121,7 +138,7 @@ class StackWatch:
             if wait.over(listed, now, self.settings):
                 self._wake(wait)
             else:
-                wait.due = now + self._pace(now - wait.since)
+                wait.due = self._next(now, wait.since)
                 self._push(wait)
 
     def _list(self, tenant: str, names: list[str]) -> dict[str, Stack] | None:
@@ -140,7 +157,7 @@ class StackWatch:
         except Exception as exc:  # noqa: BLE001 - the wait stays held by this worker: keep it
             log.warning("cannot send the re-check of stack %s (sent again in %.0f s): %s", wait.name,
                         RESEND_RETRY, self.settings.redact(str(exc)))
-            wait.due = time.time() + RESEND_RETRY
+            wait.due = time.monotonic() + RESEND_RETRY
             self._push(wait)
 
 
@@ -149,9 +166,16 @@ _watch_lock = threading.Lock()
 
 
 def watch(settings: Settings) -> StackWatch:
-    """This process's watch, started on first use (a forked child starts its own)."""
+    """This process's watch, started on first use (a forked child starts its own, and so would a
+    process whose watch thread had died)."""
     global _watch
     with _watch_lock:
-        if _watch is None or _watch[0] != os.getpid():
+        if _watch is None or _watch[0] != os.getpid() or not _watch[1].thread.is_alive():
             _watch = (os.getpid(), StackWatch(settings))
         return _watch[1]
+
+
+def hand_over(settings: Settings, tenant: str, name: str, seen: list[str], since: float, countdown: float,
+              resend: Callable[[], None]) -> None:
+    """``StackWatch.add`` on this process's watch, started only when a wait is really handed over."""
+    watch(settings).add(tenant, name, seen, since, countdown, resend)

@@ -425,8 +425,10 @@ MAX_PARSED = 256
 def _parsed(entry: Entry, parse: Callable[[Any], T]) -> T:
     """``parse(entry.value)``, once per revision of the key: the same revision is the same document."""
     key = (entry.key, entry.mod_revision)
-    if key not in _parsed_cache:
+    found: T | None = _parsed_cache.get(key)
+    if found is None:  # kept in a local: another step thread may clear the cache meanwhile
+        found = parse(entry.value)
         if len(_parsed_cache) >= MAX_PARSED:
             _parsed_cache.clear()
-        _parsed_cache[key] = parse(entry.value)
-    return _parsed_cache[key]
+        _parsed_cache[key] = found
+    return found

@@ -130,8 +130,8 @@ def building(message: str, sent: HeatOp | None, settings: Settings, tenant: str,
     if sent is None or "at" not in sent:
         return NotYet(message)
     elapsed = time.time() - sent["at"]
-    countdown = min(settings.heat_poll_max, max(settings.heat_poll_interval, elapsed / 2))
-    handoff = partial(stack_watch.watch(settings).add, tenant, stack.name, stack.revision, sent["at"], countdown)
+    countdown = stack_watch.pace(settings, elapsed, 2)
+    handoff = partial(stack_watch.hand_over, settings, tenant, stack.name, stack.revision, sent["at"], countdown)
     return NotYet(message, countdown, waited=elapsed, handoff=handoff)
 
 

@@ -22,16 +22,22 @@ def _logged(service: Service, line: str) -> bool:
         return False
 
 
+#: ``-P`` for a prefork pool that overrides a configured one (see start_worker)
+PREFORK = "processes"
+
+
 def start_worker(env: Mapping[str, str], log_dir: Path, name: str = "worker", concurrency: int | None = None,
                  queues: str | None = None, app: str = "tasks", pool: str | None = None) -> Service:
     """``celery -A tasks worker`` as an operator starts it (celeryconfig's pool and concurrency unless
     ``pool``/``concurrency`` say otherwise), ready when it logs ``ready.``.
 
-    ``app`` names another Celery app (the benchmark's bare chain runs the same way).
+    ``app`` names another Celery app (the benchmark's bare chain runs the same way). ``pool="prefork"``
+    is given as ``-P processes``, Celery's other name for it: Celery takes ``-P prefork`` for its own
+    default and runs the configured pool (celeryconfig's threads) instead.
     """
     argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-l", "info", "-n", f"{name}@%h",
             "--without-gossip", "--without-mingle"]
-    argv += ["-P", pool] if pool else []
+    argv += ["-P", PREFORK if pool == "prefork" else pool] if pool else []
     argv += ["-c", str(concurrency)] if concurrency else []
     argv += ["-Q", queues] if queues else []
     service = Service(name, argv, log_dir, dict(env), cwd=ROOT)

@@ -12,7 +12,7 @@ import pytest
 from esiprov import keys
 from esiprov.devenv.pipeline import STANDING_BY, start_watcher, start_worker
 from esiprov.devenv.process import wait_until
-from tests.fixtures.cluster import DEVICE, PORT
+from tests.fixtures.cluster import DEVICE, PORT, handed_over
 from tests.fixtures.pipeline import BROKERS
 
 pytestmark = pytest.mark.slow
@@ -46,8 +46,8 @@ def test_a_worker_killed_while_its_stack_watch_waits_loses_none_of_the_stacks_bu
             devices = cluster.devices()
             # every heat step has handed its wait to the watch and acked its message: only the
             # worker's holds keep those workflows now, on both brokers
-            wait_until(lambda: worker.log_path.read_text().count("checked again when it changes") >= len(devices),
-                       60, "every step waiting in the stack watch")
+            wait_until(lambda: set(handed_over(worker.log_path)) == {d["id"] for d in devices}, 60,
+                       "every step waiting in the stack watch")
             worker.kill()
         with start_worker(cluster.env, cluster.logs, name="worker-2"):
             cluster.recovered(f"{cluster.broker}: a worker killed with kill -9 while its stacks built",

@@ -13,19 +13,20 @@ from typing import Iterator
 import pytest
 
 from bench.heatsim import HeatSim
+from esiprov import keys
+from esiprov.devenv.history import history
 from esiprov.devenv.pipeline import start_watcher, start_worker
 from esiprov.devenv.process import wait_until
 from esiprov.heat import HeatClient
 from esiprov.settings import Settings
 from esiprov.stack_watch import StackWatch
+from tests.fixtures.cluster import DEVICE, handed_over
 from tests.fixtures.services import running
 
 pytestmark = pytest.mark.slow
 
 BUILD_SECONDS = 3
-#: how the worker logs a heat step that handed its wait to the watch, and one that re-checks after a countdown
-HANDED_OVER = re.compile(r"esiprov\.heat_worker\[create:heat_worker:ese_device:([0-9a-f-]+):.*\] retry: .*"
-                         r"is CREATE_IN_PROGRESS; checked again when it changes")
+#: how the worker logs a heat step that re-checks its stack after a countdown
 COUNTDOWN = re.compile(r"esiprov\.heat_worker\[.*\] retry: Retry in")
 TENANT = "tenant-watch"
 TEMPLATE = "heat_template_version: 2013-05-23\nresources: {}\n"
@@ -33,17 +34,32 @@ TEMPLATE = "heat_template_version: 2013-05-23\nresources: {}\n"
 
 def test_a_stack_that_builds_for_seconds_is_checked_again_once_when_it_has_finished(cluster):
     cluster.slow_devices(BUILD_SECONDS)
+    since = cluster.store.range(keys.CONFIG, keys_only=True)[1] + 1
     with start_worker(cluster.env, cluster.logs) as worker, start_watcher(cluster.env, cluster.logs):
         started = time.monotonic()
         bodies = cluster.devices(4)
         cluster.all_created(bodies)
         took = time.monotonic() - started
-        log = worker.log_path.read_text()
 
     assert took >= BUILD_SECONDS, "the stacks really built for seconds"
-    handed = sorted(HANDED_OVER.findall(log))
-    assert handed == sorted(body["id"] for body in bodies), "each step handed its wait over exactly once"
-    assert not COUNTDOWN.findall(log), "no step re-checked its stack after a countdown"
+    ids = sorted(body["id"] for body in bodies)
+    assert sorted(handed_over(worker.log_path)) == ids, "each step handed its wait over exactly once"
+    assert not COUNTDOWN.findall(worker.log_path.read_text()), "no step re-checked its stack after a countdown"
+    held = [change.key for change in history(cluster.store, keys.HOLDS, since) if change.entry is not None]
+    assert sorted(held) == sorted(keys.hold(DEVICE, rid) for rid in ids), \
+        "one hold per workflow: the re-check the watch sent carried the worker's mark"
+    cluster.one_stack_each(bodies)
+
+
+def test_a_prefork_worker_s_steps_which_hold_nothing_themselves_re_check_after_countdowns(cluster):
+    cluster.slow_devices(BUILD_SECONDS)
+    with start_worker(cluster.env, cluster.logs, pool="prefork", concurrency=2) as worker, \
+            start_watcher(cluster.env, cluster.logs):
+        bodies = cluster.devices(2)
+        cluster.all_created(bodies)
+
+    assert not handed_over(worker.log_path), "a pool child's wait would die with the child, its lease alive"
+    assert COUNTDOWN.findall(worker.log_path.read_text())
     cluster.one_stack_each(bodies)
 
 
@@ -52,7 +68,7 @@ def test_a_worker_stopped_while_its_stacks_build_leaves_them_to_the_next_worker(
     with start_watcher(cluster.env, cluster.logs) as watcher:
         with start_worker(cluster.env, cluster.logs, name="worker-1") as worker:
             bodies = cluster.devices(3)
-            wait_until(lambda: len(HANDED_OVER.findall(worker.log_path.read_text())) == len(bodies), 60,
+            wait_until(lambda: set(handed_over(worker.log_path)) == {b["id"] for b in bodies}, 60,
                        "every step waiting in the stack watch")
             worker.stop()  # SIGTERM: a warm shutdown ends the worker's lease, and with it its holds
         with start_worker(cluster.env, cluster.logs, name="worker-2"):
