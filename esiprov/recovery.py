@@ -26,12 +26,20 @@ from celery import Celery
 from esiprov import broker, keys
 from esiprov.dispatch import resend
 from esiprov.settings import current
-from esiprov.store import Change, Store
+from esiprov.store import Change, Entry, Store
 
 log = logging.getLogger(__name__)
 
 #: seconds between two checks of the broker (its marker, the unsent workflows)
 BROKER_CHECK = 3.0
+
+
+def lost(workflow: Entry, hold: Entry | None, released_at: int) -> bool:
+    """Whether a workflow in flight lost its message with the hold deleted at revision ``released_at``:
+    nobody holds it now, and its record is older than that deletion. A newer record is another
+    workflow: finalize deletes a hold and may start the resource's next version at once, before any
+    worker has received its first step."""
+    return hold is None and workflow.mod_revision < released_at
 
 
 class Recovery:
@@ -40,14 +48,15 @@ class Recovery:
     def __init__(self, store: Store, app: Celery) -> None:
         self.store = store
         self.app = app
-        self._released: queue.Queue[tuple[str, str]] = queue.Queue()
+        #: (type, id, the revision that deleted the hold) of each released workflow
+        self._released: queue.Queue[tuple[str, str, int]] = queue.Queue()
         self._broker_answered = True
 
     def released(self, change: Change) -> None:
         """A hold was deleted: by finalize (nothing to do) or by an expired worker lease (resend)."""
         found = keys.resource_of(change.key, keys.HOLDS)
         if change.entry is None and found is not None:
-            self._released.put(found)
+            self._released.put((*found, change.revision))
 
     def run(self, ended: threading.Event) -> None:
         """Until ``ended``: rescue released workflows as they come, check the broker every BROKER_CHECK s."""
@@ -63,10 +72,10 @@ class Recovery:
                 self.check_broker()
                 due = time.monotonic() + BROKER_CHECK
 
-    def rescue(self, rtype: str, rid: str) -> None:
-        """Send the resource's workflow again if it is still in flight and no worker holds it."""
+    def rescue(self, rtype: str, rid: str, released_at: int) -> None:
+        """Send the resource's workflow again if the hold deleted at revision ``released_at`` was its."""
         workflow, hold = self.store.get_many([keys.workflow(rtype, rid), keys.hold(rtype, rid)])
-        if workflow is not None and hold is None and resend(self.store, self.app, workflow):
+        if workflow is not None and lost(workflow, hold, released_at) and resend(self.store, self.app, workflow):
             log.warning("%s %s: the worker holding its workflow is gone; sent again", rtype, rid)
 
     def check_broker(self) -> None:

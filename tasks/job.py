@@ -20,7 +20,7 @@ import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 from celery import Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
@@ -230,8 +230,9 @@ def _wait(task: Task, ctx: Context, job: Job | None, wait: NotYet) -> None:
     raise task.retry(countdown=countdown, kwargs={"transient": 0})
 
 
-def _hand_off(task: Task, handoff: Handoff, reason: str) -> NoReturn:
-    """End the step as retried, its re-check published by ``handoff``'s resend instead of now.
+def _hand_off(task: Task, handoff: Handoff, reason: str) -> None:
+    """End the step as retried, its re-check published by ``handoff``'s resend instead of now; return
+    (for a countdown instead) only if the handoff failed.
 
     Only while this process holds the workflow on its lease: if the process dies before the resend,
     the leader sends the workflow again when the lease expires, as for any message it held."""
@@ -242,7 +243,11 @@ def _hand_off(task: Task, handoff: Handoff, reason: str) -> NoReturn:
         with holds.continuing(task_id):
             recheck.apply_async()
 
-    handoff(resend)
+    try:
+        handoff(resend)
+    except Exception:  # noqa: BLE001 - the step must go on waiting, whatever the watch's trouble
+        log.exception("%s: cannot hand the wait over; checked again after a countdown", task_id)
+        return
     raise Retry(f"{reason}; checked again when it changes", sig=recheck)
 
 

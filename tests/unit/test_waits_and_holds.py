@@ -4,7 +4,9 @@ from __future__ import annotations
 import pytest
 
 from esiprov.documents import finalize_task_id, resource_of_task, workflow_of_task
+from esiprov.recovery import lost
 from esiprov.settings import Settings
+from esiprov.store import Entry
 from tasks.job import polling
 
 
@@ -34,3 +36,13 @@ def test_waits_that_do_not_set_their_pace_grow_by_half_each_time_up_to_the_ceili
 def test_the_time_waited_so_far_is_the_sum_of_the_countdowns_before():
     settings = Settings(heat_poll_interval=0.25, heat_poll_max=1.0)
     assert [polling(retries, settings)[1] for retries in range(4)] == [0, 0.25, 0.625, 1.1875]
+
+
+def test_a_workflow_is_lost_with_a_released_hold_only_if_its_record_is_older_than_the_release() -> None:
+    workflow = Entry("/esi-worker/workflows/v2.0/ese_devices/d1", {"version": 1}, mod_revision=10)
+    hold = Entry("/esi-worker/holds/v2.0/ese_devices/d1", {"worker": "w"}, mod_revision=12)
+    assert lost(workflow, None, released_at=11), "the dead worker's workflow"
+    assert not lost(workflow, hold, released_at=11), "another worker holds it again"
+    newer = Entry(workflow.key, {"version": 4}, mod_revision=11)
+    assert not lost(newer, None, released_at=10), \
+        "the next version finalize started after deleting the hold: no worker has received it yet"
