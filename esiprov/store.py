@@ -48,6 +48,13 @@ class Entry:
     mod_revision: int
 
 
+class _Unread:
+    """``Store.update``'s ``read`` when the caller has read nothing: the first attempt reads."""
+
+
+UNREAD = _Unread()
+
+
 @dataclass(frozen=True)
 class Change:
     """One watch event: a put (entry set) or a delete (entry None) of ``key``."""
@@ -275,13 +282,17 @@ class Store:
                 pass  # etcd unreachable: the stream, and this watch with it, is gone anyway
         return cancel
 
-    def update(self, key: str, change: Callable[[Any], Any], extra: Mapping[str, Any] | None = None) -> Any:
+    def update(self, key: str, change: Callable[[Any], Any], extra: Mapping[str, Any] | None = None,
+               read: Entry | None | _Unread = UNREAD) -> Any:
         """Read-modify-write ``key`` (change(None) when absent) with a compare on its revision.
 
-        ``extra`` puts land in the same transaction. Returns the new value.
+        ``extra`` puts land in the same transaction. ``read``: the entry as the caller has read it
+        already (None: absent), which the first attempt uses instead of reading again. Returns the new value.
         """
-        for _ in range(CAS_ATTEMPTS):
-            entry = self.get(key)
+        entry = read
+        for attempt in range(CAS_ATTEMPTS):
+            if attempt or isinstance(entry, _Unread):
+                entry = self.get(key)
             new = change(None if entry is None else entry.value)
             guard = Compare.as_read(key, entry)
             if self.commit([guard], {key: new, **(extra or {})}):

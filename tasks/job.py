@@ -33,7 +33,7 @@ from esiprov.errors import Permanent, Transient
 from esiprov.reconcile import reconcile
 from esiprov.settings import Settings, current
 from esiprov.steps import Step
-from esiprov.store import Compare, Entry, Store, StoreError
+from esiprov.store import Entry, Store, StoreError
 from esiprov.templates import Catalogue
 from tasks.context import Context, context
 
@@ -126,9 +126,8 @@ def merge_job_state(etcd: Store, job: Job, read: Entry | None, fields: dict[str,
                     extra: dict[str, Any]) -> None:
     """Merge ``fields`` into the resource's job_state (and put ``extra``) in one transaction guarded on
     the job_state ``read`` with the job; read again and merged only when it changed meanwhile."""
-    key = keys.job_state(job.resource_type, job.resource_id)
-    if not etcd.commit([Compare.as_read(key, read)], {key: {**(read.value if read else {}), **fields}, **extra}):
-        etcd.update(key, lambda state: {**(state or {}), **fields}, extra=extra)
+    etcd.update(keys.job_state(job.resource_type, job.resource_id), lambda state: {**(state or {}), **fields},
+                extra=extra, read=read)
 
 
 def wait_for_dependencies(job: Job, etcd: Store) -> None:

@@ -1,6 +1,7 @@
 """etcd access at a data centre's scale: prefix reads larger than one gRPC answer may carry."""
 from __future__ import annotations
 
+import uuid
 from typing import Iterator
 
 import pytest
@@ -48,3 +49,14 @@ def test_a_range_reads_the_snapshot_of_its_start_even_when_keys_change_meanwhile
     assert first.key == f"{prefix}{0:06d}"
     assert len(rest) == count - 1, "a key written after the scan began is not in it"
     assert rest[-1].value["version"] == 1, "the scan reads the revision it started at"
+
+
+def test_update_merges_into_what_the_caller_read_and_reads_again_only_if_it_changed_meanwhile(store: Store) -> None:
+    key = f"/test/update/{uuid.uuid4().hex}"
+    store.put(key, {"a": 1})
+    read = store.get(key)
+    assert store.update(key, lambda value: {**(value or {}), "b": 2}, read=read) == {"a": 1, "b": 2}
+    store.put(key, {"a": 1, "b": 2, "c": 3})  # someone else wrote after ``read``
+    assert store.update(key, lambda value: {**(value or {}), "d": 4}, read=read) == {"a": 1, "b": 2, "c": 3, "d": 4}
+    assert store.update(f"{key}/absent", lambda value: {"new": value is None}, read=None) == {"new": True}
+    store.commit(deletes=[key, f"{key}/absent"])
