@@ -84,6 +84,8 @@ class StackWatch:
         self._waits: list[Wait] = []
         self._order = itertools.count()
         self._changed = threading.Condition()
+        #: tenants whose last list failed (touched by the watch thread only)
+        self._failing: set[str] = set()
         self.thread = threading.Thread(target=self._run, name="esiprov-stack-watch", daemon=True)
         self.thread.start()
 
@@ -142,13 +144,20 @@ class StackWatch:
                 self._push(wait)
 
     def _list(self, tenant: str, names: list[str]) -> dict[str, Stack] | None:
-        """The listed stacks by name; None when Heat could not list them (logged)."""
+        """The listed stacks by name; None when Heat could not list them (logged when the tenant's lists
+        start failing and when they work again, not every round)."""
         try:
-            return client_for(self.settings, tenant).statuses(names)
+            listed = client_for(self.settings, tenant).statuses(names)
         except Exception as exc:  # noqa: BLE001 - no failure may drop a wait: its step checks itself
-            log.warning("cannot list %d building stacks of tenant %s (each is checked at its own countdown "
-                        "instead): %s", len(names), tenant, self.settings.redact(str(exc)))
+            if tenant not in self._failing:
+                self._failing.add(tenant)
+                log.warning("cannot list the building stacks of tenant %s (each is checked at its own "
+                            "countdown until the list works again): %s", tenant, self.settings.redact(str(exc)))
             return None
+        if tenant in self._failing:
+            self._failing.discard(tenant)
+            log.info("the building stacks of tenant %s are listed again", tenant)
+        return listed
 
     def _wake(self, wait: Wait) -> None:
         """Publish the step's re-check; a broker that refuses it is asked again shortly."""

@@ -118,7 +118,7 @@ def test_the_watch_wakes_each_step_once_its_stack_has_finished_and_lists_them_to
     assert requests["GET stack"] == len(names), "no stack was read on its own but by the test"
 
 
-def test_a_watch_that_cannot_list_wakes_each_step_at_the_countdown_it_would_have_waited(sim, sim_settings):
+def test_a_watch_that_cannot_list_wakes_each_step_at_the_countdown_it_would_have_waited(sim, sim_settings, caplog):
     sim.configure(build_time=30.0, fail_rate=0, error_rate=0)
     name = f"ese_device_{uuid.uuid4().hex[:8]}"
     HeatClient(sim_settings, TENANT).create(name, TEMPLATE, {}, None)
@@ -129,6 +129,9 @@ def test_a_watch_that_cannot_list_wakes_each_step_at_the_countdown_it_would_have
     finally:
         sim.configure(error_rate=0)
     assert woken[name] >= handed + 1.0, "woken at its countdown, though the stack still builds"
+    failures = [r for r in caplog.records if r.name == "esiprov.stack_watch" and r.levelname == "WARNING"]
+    assert len(failures) == 1, "one warning when the lists start failing, not one per round"
+    assert "HTTP 503" in failures[0].getMessage()
 
 
 def test_a_re_check_the_broker_refused_is_sent_again(sim, sim_settings):
