@@ -5,7 +5,6 @@ paths), so the benchmark measures the requests the workers really make.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import urllib.error
@@ -19,23 +18,16 @@ from bench.heatsim import HeatSim, output_value
 from esiprov.heat import HeatClient, HeatUnavailable, Stack
 from esiprov.settings import Settings
 from esiprov.templates import SHIPPED, load_dir
-from tests.fixtures.services import running
 
 TENANT = "tenant-sim"
 BUILD_TIME = 0.3
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeatSim]:
-    with running(HeatSim(tmp_path_factory.mktemp("heatsim"))) as server:
-        yield server
-
-
 @pytest.fixture
-def heat(sim: HeatSim) -> Iterator[HeatClient]:
+def heat(sim: HeatSim, sim_settings: Settings) -> Iterator[HeatClient]:
     """A client of the simulator; stacks build for BUILD_TIME s, nothing fails unless a test says so."""
     sim.configure(build_time=BUILD_TIME, fail_rate=0, error_rate=0)
-    yield HeatClient(dataclasses.replace(Settings(), heat_url=sim.url, heat_token="sim-token"), TENANT)
+    yield HeatClient(sim_settings, TENANT)
     sim.configure(fail_rate=0, error_rate=0)
 
 

@@ -3,16 +3,13 @@ the heat step hands the wait over and is sent again once, when its stack has fin
 re-checking after every countdown; the watch lists all building stacks of a tenant in one request."""
 from __future__ import annotations
 
-import dataclasses
 import re
 import time
 import uuid
 from collections import Counter
-from typing import Iterator
 
 import pytest
 
-from bench.heatsim import HeatSim
 from esiprov import keys
 from esiprov.devenv.history import history
 from esiprov.devenv.pipeline import start_watcher, start_worker
@@ -21,7 +18,6 @@ from esiprov.heat import HeatClient
 from esiprov.settings import Settings
 from esiprov.stack_watch import StackWatch
 from tests.fixtures.cluster import DEVICE, handed_over
-from tests.fixtures.services import running
 
 pytestmark = pytest.mark.slow
 
@@ -75,17 +71,6 @@ def test_a_worker_stopped_while_its_stacks_build_leaves_them_to_the_next_worker(
             cluster.all_created(bodies, timeout=60)
         assert "the worker holding its workflow is gone; sent again" in watcher.log_path.read_text()
     cluster.one_stack_each(bodies)
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeatSim]:
-    with running(HeatSim(tmp_path_factory.mktemp("heatsim"))) as server:
-        yield server
-
-
-@pytest.fixture
-def sim_settings(sim: HeatSim) -> Settings:
-    return dataclasses.replace(Settings(), heat_url=sim.url, heat_token="sim-token")
 
 
 def woken_when(stacks: list[str], settings: Settings, watch: StackWatch, countdown: float = 60.0
