@@ -38,11 +38,14 @@ worker_concurrency = 16
 
 # A worker that dies or freezes loses nothing for long: each worker holds what it received on an
 # etcd lease, and the leading watcher resends it within seconds of the lease expiring
-# (esiprov.holds). Redis's own redelivery of a dead worker's unacked messages stays behind that;
-# it must stay above the longest a message waits in a worker (countdowns are at most
-# ESIPROV_RETRY_BACKOFF_MAX, tasks at most task_time_limit), or live messages would run twice.
-broker_transport_options = {"visibility_timeout": 900}
-result_backend_transport_options = {"visibility_timeout": 900}
+# (esiprov.holds). So on Redis, kombu's ack emulation is off: it kept a copy of every received
+# message in Redis, two more round trips per message on the worker's one consumer thread, to hand
+# a dead worker's messages back only after a visibility timeout (a quarter of an hour, a duplicate
+# run by then). A worker killed in the instant between taking a message and writing its hold leaves
+# that workflow to the periodic resync (ESIPROV_RESEND_AFTER), as the emulation left one killed
+# between taking a message and booking it. A warm shutdown still hands back what it had received.
+# RabbitMQ ignores the option: its acks are its own.
+broker_transport_options = {"ack_emulation": False}
 
 task_soft_time_limit = 120
 task_time_limit = 180

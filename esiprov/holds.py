@@ -1,9 +1,9 @@
 """Which worker holds each in-flight workflow's message, kept alive by that worker's etcd lease.
 
-A Celery worker that dies keeps the messages it had received: Redis hands them
-back only after the visibility timeout, RabbitMQ once it notices the dead
-connection, and a frozen host (SIGSTOP, a network partition) keeps them as long
-as it is frozen. So every worker process that consumes keeps one etcd lease of
+A Celery worker that dies keeps the messages it had received: Redis (without
+kombu's ack emulation, celeryconfig.py) never hands them back, RabbitMQ once it
+notices the dead connection, and a frozen host (SIGSTOP, a network partition)
+keeps them as long as it is frozen. So every worker process that consumes keeps one etcd lease of
 ``HOLD_TTL`` seconds alive, and as it receives a workflow step (before running
 it, or while its countdown waits in the worker) it records under
 ``/esi-worker/holds/`` that it holds that resource's workflow, on its lease.
@@ -14,8 +14,8 @@ duplicate check, never a duplicate stack.
 
 The hold is written synchronously when the message arrives: a worker killed a
 moment later has recorded it already. A hold that cannot be written (etcd
-unreachable) is logged; the broker's own redelivery and the periodic resync
-remain behind it.
+unreachable) is logged; RabbitMQ's redelivery and the periodic resync remain
+behind it.
 
 A workflow's hold is written once per worker, not once per message: a step this
 worker published itself (the next step of its chain, a countdown re-check), of a

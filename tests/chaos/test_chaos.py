@@ -34,6 +34,9 @@ def test_a_worker_killed_with_kill_9_mid_flight_is_healed_by_the_next_worker_wit
                               {DEVICE: devices, PORT: ports})
         if cluster.broker == "redis":  # RabbitMQ hands a dead consumer's messages back by itself
             assert RESENT_FROM_A_DEAD_WORKER in watcher.log_path.read_text()
+            # and Redis kept no copy of what the dead worker had taken, to run again 15 minutes later
+            with cluster.redis.client() as broker:
+                assert broker.hlen("unacked") == 0
     cluster.one_stack_each(devices)
     cluster.one_stack_each(ports, PORT)
 
