@@ -3,9 +3,9 @@
 A Celery worker that dies keeps the messages it had received: Redis (without
 kombu's ack emulation, celeryconfig.py) never hands them back, RabbitMQ once it
 notices the dead connection, and a frozen host (SIGSTOP, a network partition)
-keeps them as long as it is frozen. So every worker process that consumes keeps one etcd lease of
-``HOLD_TTL`` seconds alive, and as it receives a workflow step (before running
-it, or while its countdown waits in the worker) it records under
+keeps them as long as it is frozen. So every worker process that consumes keeps
+one etcd lease of ``HOLD_TTL`` seconds alive, and as it receives a workflow step
+(before running it, or while its countdown waits in the worker) it records under
 ``/esi-worker/holds/`` that it holds that resource's workflow, on its lease.
 When the worker dies or freezes, the lease expires, etcd deletes its holds, and
 the leading watcher, which watches them (esiprov.recovery), sends those
