@@ -25,6 +25,13 @@ worker_prefetch_multiplier = 1
 # Not on: a thread pool cannot kill a running task (the worker would crash when the broker
 # connection drops), and a step that runs on after a lost connection is only repeated, harmlessly.
 worker_cancel_long_running_tasks_on_connection_loss = False
+# Not on either: after a reconnect with steps still running, Celery lowers the prefetch count and
+# restores it from the thread that acks, and on RabbitMQ that is a basic.qos call on the consumer's
+# connection from a pool thread. py-amqp is not thread-safe: in half the runs of the "broker came
+# back empty" chaos test the consumer then stopped receiving until RabbitMQ dropped it for missed
+# heartbeats, 30 s later. Without the reduction, a worker that reconnects may receive up to its
+# prefetch count beside the steps still running (each held, esiprov.holds): harmless.
+worker_enable_prefetch_count_reduction = False
 worker_deduplicate_successful_tasks = True
 # Give a stopping worker time to hand back what it holds (countdown polls included).
 worker_soft_shutdown_timeout = 30
