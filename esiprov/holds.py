@@ -108,6 +108,17 @@ class Holder:
             fresh = self._lease is not None and time.monotonic() - self._alive_at < self.ttl
             return fresh and self._held.get((rtype, rid)) == (workflow, self._lease)
 
+    def holds_now(self, rtype: str, rid: str, workflow: str) -> bool:
+        """``holds``, confirmed by etcd: the hold is still this worker's. A resend or a requeue another
+        worker received moved it onto that worker's lease, which this worker's memory cannot know."""
+        if not self.holds(rtype, rid, workflow):
+            return False
+        try:
+            entry = self.store.get(keys.hold(rtype, rid))
+        except StoreError:
+            return False
+        return entry is not None and entry.value.get("worker") == self.name
+
     def release(self, rtype: str, rid: str) -> None:
         """Forget the resource's hold: its workflow's last step has arrived (finalize deletes the hold)."""
         with self._lock:
@@ -182,13 +193,13 @@ def _worker_holder(name: str) -> Holder:
 
 
 def held_here(task_id: str) -> bool:
-    """Whether this process holds the workflow of ``task_id`` on its live lease: then a wait it keeps
-    in memory (esiprov.stack_watch) is as safe as a message, since the leader sends the workflow
-    again when this process dies and its lease expires."""
+    """Whether this process holds the workflow of ``task_id`` on its live lease, as etcd says now: then
+    a wait it keeps in memory (esiprov.stack_watch) is as safe as a message, since the leader sends
+    the workflow again when this process dies and its lease expires."""
     found = workflow_task(task_id)
     holder = _holder
     return (found is not None and holder is not None and holder.pid == os.getpid()
-            and holder.holds(found[0], found[1], ":".join(found)))
+            and holder.holds_now(found[0], found[1], ":".join(found)))
 
 
 #: the step a thread that runs no task publishes for (esiprov.stack_watch's re-checks)

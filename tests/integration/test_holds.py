@@ -37,3 +37,19 @@ def test_a_hold_is_written_again_for_a_message_the_worker_did_not_send_another_v
 
     holder.stop()
     assert store.get(key) is None, "a stopping worker's holds end with its lease"
+
+
+def test_a_worker_no_longer_counts_on_a_hold_another_worker_has_taken_over(store: Store) -> None:
+    mine, theirs = Holder(store, "holds-test-1@host"), Holder(store, "holds-test-2@host")
+    rid = str(uuid.uuid4())
+    step, workflow = f"create:heat_worker:{RTYPE}:{rid}:1:x", f"{RTYPE}:{rid}:1"
+    try:
+        assert mine.hold(RTYPE, rid, step, workflow)
+        assert mine.holds_now(RTYPE, rid, workflow)
+        assert theirs.hold(RTYPE, rid, step, workflow), "a resend the other worker received"
+        assert mine.holds(RTYPE, rid, workflow), "the first worker's memory cannot know"
+        assert not mine.holds_now(RTYPE, rid, workflow), "etcd does: the hold is on the other worker's lease"
+        assert theirs.holds_now(RTYPE, rid, workflow)
+    finally:
+        mine.stop()
+        theirs.stop()
