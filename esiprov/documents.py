@@ -288,7 +288,8 @@ class HeatOp(TypedDict):
     attempt: int
     #: create, update or delete
     operation: str
-    #: the stack's revision (heat.Stack.revision) before the operation, None when there was no stack
+    #: the stack's revision (heat.Stack.revision) before the operation; None when there was no stack,
+    #: and once the stack has moved on from it (tasks.heat_worker.taken_up)
     before: list[str] | None
     at: float
 

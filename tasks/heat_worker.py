@@ -21,7 +21,7 @@ from esiprov.documents import HeatOp, HeatStackRecord, Job, stack_name
 from esiprov.heat import HeatClient, Stack, client_for
 from esiprov.planner import CREATE, DELETE
 from esiprov.settings import Settings
-from esiprov.store import Entry, Store
+from esiprov.store import Compare, Entry, Store
 from esiprov.templates import JINJA_PREFIX, TIMEOUT_PARAM, Catalogue
 from tasks.context import Context
 from tasks.job import JobFailed, Loaded, NotYet, job_state_of, job_step, merge_job_state
@@ -120,6 +120,20 @@ def start(job: Job, etcd: Store, catalogue: Catalogue, client: HeatClient,
     return sent, client.get(name)
 
 
+def taken_up(etcd: Store, job: Job, sent: HeatOp) -> HeatOp:
+    """Record that Heat has taken this attempt's operation up (the stack moved on from ``before``), so
+    no later look takes the operation's own outcome for the previous one: Heat's updated_time counts
+    whole seconds and a delete leaves it as it was, so an operation that ends as the previous one did
+    can show the very revision the stack had before it (two failed updates started within a second).
+    The record is replaced only while it is still this attempt's."""
+    key, done = keys.heat_op(job.id), HeatOp(attempt=sent["attempt"], operation=sent["operation"], before=None,
+                                             at=sent["at"])
+    entry = etcd.get(key)
+    if entry is not None and entry.value == sent:
+        etcd.commit([Compare.unchanged(key, entry.mod_revision)], {key: done})
+    return done
+
+
 def building(message: str, sent: HeatOp | None, settings: Settings, tenant: str, stack: Stack) -> NotYet:
     """Wait for a stack Heat is working on. The first check is right after sending (a stack with
     nothing to build is done by then); then the process's stack watch lists it with the other
@@ -150,9 +164,12 @@ def heat_worker(job: Job, ctx: Context, loaded: Loaded) -> None:
         stack = client.get(name)
     else:
         sent, stack = start(job, etcd, loaded.catalogue, client, attempt)
-    if sent is not None and stack is not None and stack.revision == sent.get("before"):
-        # an update or delete Heat has not taken up yet: the stack still shows the previous outcome
-        raise building(f"stack {name} has not started its {sent['operation']} yet", sent, ctx.settings, tenant, stack)
+    if sent is not None and stack is not None and sent.get("before") is not None:
+        if stack.revision == sent["before"]:
+            # an update or delete Heat has not taken up yet: the stack still shows the previous outcome
+            raise building(f"stack {name} has not started its {sent['operation']} yet", sent, ctx.settings,
+                           tenant, stack)
+        sent = taken_up(etcd, job, sent)
     if stack is not None and stack.in_progress:
         raise building(f"stack {name} is {stack.status}", sent, ctx.settings, tenant, stack)
     if stack is not None and stack.failed:
